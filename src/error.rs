@@ -1,0 +1,112 @@
+//! The library's error type: every failure a user can cause, as a one-line message that names the
+//! file, field, flag or line at fault.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A model configuration is unreadable, incomplete or self-contradictory.
+    #[error("{file}: field `{field}`: {msg}")]
+    ConfigField {
+        /// The config file (or preset name).
+        file: String,
+        /// The offending field.
+        field: String,
+        /// What is wrong with it.
+        msg: String,
+    },
+    /// The config names an architecture moecap does not model.
+    #[error(
+        "{file}: field `architectures`: unsupported architecture `{arch}`; supported: {supported}"
+    )]
+    UnknownArchitecture {
+        /// The config file.
+        file: String,
+        /// The architecture named there.
+        arch: String,
+        /// Comma-separated list of supported architectures.
+        supported: String,
+    },
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path that failed.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file is not valid JSON (or not the JSON expected).
+    #[error("{file}: invalid JSON: {msg}")]
+    Json {
+        /// The file.
+        file: String,
+        /// The parser's message.
+        msg: String,
+    },
+    /// A line of a per-pass records file is wrong.
+    #[error("{file}:{line}: {msg}")]
+    Record {
+        /// The records file.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A safetensors file is malformed or truncated.
+    #[error("{file}: {msg}")]
+    Safetensors {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A hardware table row is malformed.
+    #[error("{file}:{line}: {msg}")]
+    HardwareTable {
+        /// The table file.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A hardware name is not in the table.
+    #[error("unknown hardware `{name}` (see `moecap hw list`); closest: {suggestions}")]
+    UnknownHardware {
+        /// The name asked for.
+        name: String,
+        /// Names that resemble it.
+        suggestions: String,
+    },
+    /// A requested quantity is not defined for the inputs given (for example a dtype the
+    /// hardware has no peak for).
+    #[error("{0}")]
+    Unsupported(String),
+    /// A value given on the command line or in an input is out of range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result alias of the library.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Shorthand for a [`Error::ConfigField`].
+    pub fn field(file: &str, field: &str, msg: impl Into<String>) -> Self {
+        Error::ConfigField {
+            file: file.to_string(),
+            field: field.to_string(),
+            msg: msg.into(),
+        }
+    }
+
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

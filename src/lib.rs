@@ -1,0 +1,26 @@
+//! moecap: a benchmarker for Mixture-of-Experts language models.
+//!
+//! The data flows one way: a checkpoint's `config.json` becomes a [`descriptor::ModelDesc`]
+//! ([`config`], [`presets`]); [`params`] counts its parameters and [`tensors`] checks them against
+//! real safetensors headers; [`accounting`] turns one forward pass into bytes and FLOPs;
+//! [`records`] reads per-pass records; [`metrics`] (exact) and [`compat`] (the published
+//! MoE-CAP code's arithmetic) turn records into utilisation against the [`hardware`] table;
+//! [`roofline`] gives analytic bounds. `docs/metrics.md` says which function computes which number.
+
+pub mod accounting;
+pub mod compat;
+pub mod config;
+pub mod descriptor;
+pub mod detect;
+pub mod dtype;
+pub mod error;
+pub mod hardware;
+pub mod metrics;
+pub mod params;
+pub mod presets;
+pub mod records;
+pub mod roofline;
+pub mod table;
+pub mod tensors;
+
+pub use error::{Error, Result};

@@ -1,0 +1,327 @@
+//! Per-pass records: moecap's own JSON-lines format (what the engine writes, one line per forward
+//! pass) and the per-pass JSONL records of the published MoE-CAP harness, read from one file.
+//! `docs/records.md` documents the format.
+
+use crate::accounting::{Phase, SeqSlice};
+use crate::descriptor::ModelDesc;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The activated experts of one MoE layer in one pass: the ids (distinct or not; duplicates are
+/// counted once) or just their number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LayerExperts {
+    /// Expert ids chosen by at least one token.
+    Ids(Vec<u32>),
+    /// Number of distinct experts chosen.
+    Count(u32),
+}
+
+/// One forward pass, as moecap writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PassRecord {
+    /// Pass number within the run (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass: Option<u64>,
+    /// Prefill or decode.
+    pub phase: Phase,
+    /// Device-synchronised wall time of the pass, seconds.
+    pub latency_s: f64,
+    /// Per sequence: tokens already in its KV cache before the pass.
+    pub cached_tokens: Vec<u64>,
+    /// Per sequence: tokens processed by the pass.
+    pub new_tokens: Vec<u64>,
+    /// Positions whose logits were computed (default: one per sequence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logits_positions: Option<u64>,
+    /// Per MoE layer (checkpoint layer index as a string key): the activated experts.
+    #[serde(default)]
+    pub experts: BTreeMap<String, LayerExperts>,
+}
+
+impl PassRecord {
+    /// The sequences of the pass.
+    pub fn seqs(&self) -> Vec<SeqSlice> {
+        self.cached_tokens
+            .iter()
+            .zip(&self.new_tokens)
+            .map(|(&cached, &new)| SeqSlice { cached, new })
+            .collect()
+    }
+
+    /// New tokens of the pass (`n_p`).
+    pub fn total_new_tokens(&self) -> u64 {
+        self.new_tokens.iter().sum()
+    }
+
+    /// Logits positions, defaulting to one per sequence.
+    pub fn logits_positions(&self) -> u64 {
+        self.logits_positions
+            .unwrap_or(self.new_tokens.len() as u64)
+    }
+}
+
+/// One pass of the published MoE-CAP harness (fields as that code writes them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HarnessRecord {
+    /// `forward_mode`.
+    pub phase: Phase,
+    /// `expert_activation`: mean distinct experts per layer over all layers.
+    pub expert_activation: f64,
+    /// `batch_size`.
+    pub batch_size: f64,
+    /// `seq_lens_sum`.
+    pub seq_lens_sum: f64,
+    /// Pass latency (`latency`, else `tpot` for decode, `ttft` for prefill), seconds.
+    pub latency_s: f64,
+}
+
+/// The passes of one records file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Records {
+    /// moecap's own records.
+    Native(Vec<PassRecord>),
+    /// Records of the published harness; `skipped` counts lines that harness itself skips
+    /// (`expert_activation` null or negative).
+    Harness {
+        /// The usable passes.
+        passes: Vec<HarnessRecord>,
+        /// Lines skipped.
+        skipped: usize,
+    },
+}
+
+impl Records {
+    /// Number of passes.
+    pub fn len(&self) -> usize {
+        match self {
+            Records::Native(v) => v.len(),
+            Records::Harness { passes, .. } => passes.len(),
+        }
+    }
+
+    /// Whether there are no passes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads a records file (either format, not mixed). Blank lines are ignored.
+pub fn read_records(path: &Path) -> Result<Records> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_records(&text, &path.display().to_string())
+}
+
+/// Parses records text; `file` names it in errors.
+pub fn parse_records(text: &str, file: &str) -> Result<Records> {
+    let mut native = Vec::new();
+    let mut harness = Vec::new();
+    let mut skipped = 0usize;
+    let mut first_kind: Option<(bool, usize)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let lineno = i + 1;
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let err = |msg: String| Error::Record {
+            file: file.to_string(),
+            line: lineno,
+            msg,
+        };
+        let value: Value =
+            serde_json::from_str(line).map_err(|e| err(format!("invalid JSON: {e}")))?;
+        let is_harness = value.get("forward_mode").is_some();
+        match first_kind {
+            None => first_kind = Some((is_harness, lineno)),
+            Some((k, at)) if k != is_harness => {
+                return Err(err(format!(
+                    "mixes record formats: line {at} is {}, this line is {}",
+                    format_name(k),
+                    format_name(is_harness)
+                )))
+            }
+            _ => {}
+        }
+        if is_harness {
+            match parse_harness(&value).map_err(err)? {
+                Some(r) => harness.push(r),
+                None => skipped += 1,
+            }
+        } else {
+            let rec: PassRecord = serde_json::from_value(value)
+                .map_err(|e| err(format!("not a moecap pass record: {e}")))?;
+            check_shape(&rec).map_err(err)?;
+            native.push(rec);
+        }
+    }
+    match first_kind {
+        None => Err(Error::Record {
+            file: file.to_string(),
+            line: 0,
+            msg: "no records".into(),
+        }),
+        Some((true, _)) => {
+            if harness.is_empty() {
+                return Err(Error::Record {
+                    file: file.to_string(),
+                    line: 0,
+                    msg: format!("all {skipped} harness records lack expert_activation"),
+                });
+            }
+            Ok(Records::Harness {
+                passes: harness,
+                skipped,
+            })
+        }
+        Some((false, _)) => Ok(Records::Native(native)),
+    }
+}
+
+fn format_name(harness: bool) -> &'static str {
+    if harness {
+        "a MoE-CAP harness record"
+    } else {
+        "a moecap pass record"
+    }
+}
+
+fn check_shape(r: &PassRecord) -> std::result::Result<(), String> {
+    if !(r.latency_s.is_finite() && r.latency_s > 0.0) {
+        return Err(format!(
+            "latency_s must be a positive number of seconds, got {}",
+            r.latency_s
+        ));
+    }
+    if r.new_tokens.is_empty() {
+        return Err("new_tokens is empty: a pass processes at least one sequence".into());
+    }
+    if r.cached_tokens.len() != r.new_tokens.len() {
+        return Err(format!(
+            "cached_tokens has {} entries but new_tokens has {}",
+            r.cached_tokens.len(),
+            r.new_tokens.len()
+        ));
+    }
+    if r.new_tokens.contains(&0) {
+        return Err("new_tokens has a zero entry".into());
+    }
+    if r.phase == Phase::Decode && r.new_tokens.iter().any(|&n| n != 1) {
+        return Err("a decode pass processes exactly one new token per sequence".into());
+    }
+    Ok(())
+}
+
+fn parse_harness(v: &Value) -> std::result::Result<Option<HarnessRecord>, String> {
+    let mode = v
+        .get("forward_mode")
+        .and_then(Value::as_str)
+        .ok_or("forward_mode must be a string")?;
+    let phase = match mode {
+        "prefill" => Phase::Prefill,
+        "decode" => Phase::Decode,
+        other => return Err(format!("forward_mode `{other}` is not prefill or decode")),
+    };
+    // The harness skips passes without a usable activation; so do we.
+    let act = match v.get("expert_activation") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(a) => a.as_f64().ok_or("expert_activation must be a number")?,
+    };
+    if act < 0.0 {
+        return Ok(None);
+    }
+    let num = |k: &str| -> std::result::Result<f64, String> {
+        v.get(k)
+            .and_then(Value::as_f64)
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .ok_or_else(|| format!("`{k}` must be a non-negative number"))
+    };
+    let latency_key = if v.get("latency").is_some() {
+        "latency"
+    } else if phase == Phase::Decode {
+        "tpot"
+    } else {
+        "ttft"
+    };
+    let latency_s = num(latency_key)?;
+    if latency_s <= 0.0 {
+        return Err(format!("`{latency_key}` must be positive"));
+    }
+    Ok(Some(HarnessRecord {
+        phase,
+        expert_activation: act,
+        batch_size: num("batch_size")?,
+        seq_lens_sum: num("seq_lens_sum")?,
+        latency_s,
+    }))
+}
+
+/// `|U_{p,l}|` of a native record for every layer of `desc` (0 for dense layers), checked
+/// against the model: every MoE layer present, no unknown or dense layer, ids and counts within
+/// the layer's experts.
+pub fn activated_per_layer(
+    rec: &PassRecord,
+    desc: &ModelDesc,
+) -> std::result::Result<Vec<f64>, String> {
+    let mut out = vec![0.0; desc.num_layers()];
+    for (key, experts) in &rec.experts {
+        let l: usize = key
+            .parse()
+            .map_err(|_| format!("experts: key `{key}` is not a layer index"))?;
+        let layer = desc.layers.get(l).ok_or_else(|| {
+            format!(
+                "experts: layer {l} does not exist (the model has {} layers)",
+                desc.num_layers()
+            )
+        })?;
+        let moe = layer
+            .moe()
+            .ok_or_else(|| format!("experts: layer {l} is a dense layer of the model"))?;
+        let e = moe.num_experts;
+        out[l] = match experts {
+            LayerExperts::Ids(ids) => {
+                let mut seen = vec![false; e];
+                for &id in ids {
+                    let slot = seen.get_mut(id as usize).ok_or_else(|| {
+                        format!("experts: layer {l} names expert {id}, but it has {e} experts")
+                    })?;
+                    *slot = true;
+                }
+                seen.iter().filter(|s| **s).count() as f64
+            }
+            LayerExperts::Count(c) => {
+                if *c as usize > e {
+                    return Err(format!(
+                        "experts: layer {l} count {c} exceeds its {e} experts"
+                    ));
+                }
+                *c as f64
+            }
+        };
+        let tokens = rec.total_new_tokens() as usize;
+        let max_possible = (tokens * moe.top_k).min(e) as f64;
+        if out[l] > max_possible {
+            return Err(format!(
+                "experts: layer {l} has {} activated experts, but {tokens} tokens with top-{} can activate at most {max_possible}",
+                out[l], moe.top_k
+            ));
+        }
+        if out[l] == 0.0 {
+            return Err(format!("experts: layer {l} has no activated expert"));
+        }
+    }
+    if let Some((l, _)) = desc
+        .moe_layers()
+        .find(|(l, _)| !rec.experts.contains_key(&l.index.to_string()))
+    {
+        return Err(format!(
+            "experts: MoE layer {} is missing (every MoE layer needs its activated experts)",
+            l.index
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,486 @@
+//! The tensors a checkpoint must contain (names and shapes derived from the descriptor, following
+//! each family's checkpoint naming) and the cross-check of that list against the headers of real
+//! safetensors files, single or sharded, without loading any weight.
+
+use crate::descriptor::{Attention, Family, Ffn, ModelDesc, QkNorm};
+use crate::error::{Error, Result};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A tensor name and shape.
+pub type TensorSpec = (String, Vec<usize>);
+
+/// The tensors of the main model (multi-token-prediction layers excluded), in checkpoint order.
+pub fn expected_tensors(desc: &ModelDesc) -> Vec<TensorSpec> {
+    let d = desc.hidden_size;
+    let v = desc.vocab_size;
+    let mut out: Vec<TensorSpec> = Vec::new();
+    let mut push = |name: String, shape: Vec<usize>| out.push((name, shape));
+    let dbrx = desc.family == Family::Dbrx;
+    if dbrx {
+        push("transformer.wte.weight".into(), vec![v, d]);
+    } else {
+        push("model.embed_tokens.weight".into(), vec![v, d]);
+    }
+    for layer in &desc.layers {
+        let i = layer.index;
+        if dbrx {
+            let p = format!("transformer.blocks.{i}");
+            push(format!("{p}.norm_attn_norm.norm_1.weight"), vec![d]);
+            push(format!("{p}.norm_attn_norm.norm_2.weight"), vec![d]);
+            if let Attention::Gqa {
+                heads,
+                kv_heads,
+                head_dim,
+                ..
+            } = layer.attention
+            {
+                push(
+                    format!("{p}.norm_attn_norm.attn.Wqkv.weight"),
+                    vec![(heads + 2 * kv_heads) * head_dim, d],
+                );
+                push(
+                    format!("{p}.norm_attn_norm.attn.out_proj.weight"),
+                    vec![d, heads * head_dim],
+                );
+            }
+            if let Some(m) = layer.moe() {
+                let (e, f) = (m.num_experts, m.expert_intermediate_size);
+                push(format!("{p}.ffn.router.layer.weight"), vec![e, d]);
+                for w in ["w1", "v1", "w2"] {
+                    push(format!("{p}.ffn.experts.mlp.{w}"), vec![e * f, d]);
+                }
+            }
+            continue;
+        }
+        let p = format!("model.layers.{i}");
+        push(format!("{p}.input_layernorm.weight"), vec![d]);
+        push(format!("{p}.post_attention_layernorm.weight"), vec![d]);
+        let a = format!("{p}.self_attn");
+        match layer.attention {
+            Attention::Gqa {
+                heads,
+                kv_heads,
+                head_dim,
+                qkv_bias,
+                o_bias,
+                qk_norm,
+            } => {
+                let (q, kv) = (heads * head_dim, kv_heads * head_dim);
+                for (n, rows) in [("q_proj", q), ("k_proj", kv), ("v_proj", kv)] {
+                    push(format!("{a}.{n}.weight"), vec![rows, d]);
+                    if qkv_bias {
+                        push(format!("{a}.{n}.bias"), vec![rows]);
+                    }
+                }
+                push(format!("{a}.o_proj.weight"), vec![d, q]);
+                if o_bias {
+                    push(format!("{a}.o_proj.bias"), vec![d]);
+                }
+                match qk_norm {
+                    QkNorm::None => {}
+                    QkNorm::PerHead => {
+                        push(format!("{a}.q_norm.weight"), vec![head_dim]);
+                        push(format!("{a}.k_norm.weight"), vec![head_dim]);
+                    }
+                    QkNorm::Full => {
+                        push(format!("{a}.q_norm.weight"), vec![q]);
+                        push(format!("{a}.k_norm.weight"), vec![kv]);
+                    }
+                }
+            }
+            Attention::Mla {
+                heads,
+                q_lora_rank,
+                kv_lora_rank,
+                qk_nope_head_dim,
+                qk_rope_head_dim,
+                v_head_dim,
+                bias,
+            } => {
+                let qk = qk_nope_head_dim + qk_rope_head_dim;
+                match q_lora_rank {
+                    Some(r) => {
+                        push(format!("{a}.q_a_proj.weight"), vec![r, d]);
+                        if bias {
+                            push(format!("{a}.q_a_proj.bias"), vec![r]);
+                        }
+                        push(format!("{a}.q_a_layernorm.weight"), vec![r]);
+                        push(format!("{a}.q_b_proj.weight"), vec![heads * qk, r]);
+                    }
+                    None => push(format!("{a}.q_proj.weight"), vec![heads * qk, d]),
+                }
+                let kv_a = kv_lora_rank + qk_rope_head_dim;
+                push(format!("{a}.kv_a_proj_with_mqa.weight"), vec![kv_a, d]);
+                if bias {
+                    push(format!("{a}.kv_a_proj_with_mqa.bias"), vec![kv_a]);
+                }
+                push(format!("{a}.kv_a_layernorm.weight"), vec![kv_lora_rank]);
+                push(
+                    format!("{a}.kv_b_proj.weight"),
+                    vec![heads * (qk_nope_head_dim + v_head_dim), kv_lora_rank],
+                );
+                push(format!("{a}.o_proj.weight"), vec![d, heads * v_head_dim]);
+                if bias {
+                    push(format!("{a}.o_proj.bias"), vec![d]);
+                }
+            }
+        }
+        let mlp3 = |push: &mut dyn FnMut(String, Vec<usize>), base: &str, f: usize, bias: bool| {
+            for (n, shape) in [
+                ("gate_proj", vec![f, d]),
+                ("up_proj", vec![f, d]),
+                ("down_proj", vec![d, f]),
+            ] {
+                let rows = shape[0];
+                push(format!("{base}.{n}.weight"), shape);
+                if bias {
+                    push(format!("{base}.{n}.bias"), vec![rows]);
+                }
+            }
+        };
+        match &layer.ffn {
+            Ffn::Dense {
+                intermediate_size,
+                bias,
+            } => mlp3(&mut push, &format!("{p}.mlp"), *intermediate_size, *bias),
+            Ffn::Moe(m) => {
+                let f = m.expert_intermediate_size;
+                if desc.family == Family::Mixtral {
+                    let b = format!("{p}.block_sparse_moe");
+                    push(format!("{b}.gate.weight"), vec![m.num_experts, d]);
+                    for e in 0..m.num_experts {
+                        push(format!("{b}.experts.{e}.w1.weight"), vec![f, d]);
+                        push(format!("{b}.experts.{e}.w2.weight"), vec![d, f]);
+                        push(format!("{b}.experts.{e}.w3.weight"), vec![f, d]);
+                    }
+                } else {
+                    let b = format!("{p}.mlp");
+                    push(format!("{b}.gate.weight"), vec![m.num_experts, d]);
+                    if m.router.correction_bias {
+                        push(
+                            format!("{b}.gate.e_score_correction_bias"),
+                            vec![m.num_experts],
+                        );
+                    }
+                    for e in 0..m.num_experts {
+                        mlp3(&mut push, &format!("{b}.experts.{e}"), f, false);
+                    }
+                    if let Some(s) = &m.shared {
+                        if desc.family == Family::Qwen2Moe {
+                            mlp3(
+                                &mut push,
+                                &format!("{b}.shared_expert"),
+                                s.intermediate_size,
+                                false,
+                            );
+                            if s.gate {
+                                push(format!("{b}.shared_expert_gate.weight"), vec![1, d]);
+                            }
+                        } else {
+                            mlp3(
+                                &mut push,
+                                &format!("{b}.shared_experts"),
+                                s.intermediate_size,
+                                false,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if dbrx {
+        push("transformer.norm_f.weight".into(), vec![d]);
+    } else {
+        push("model.norm.weight".into(), vec![d]);
+    }
+    if !desc.tie_word_embeddings {
+        push("lm_head.weight".into(), vec![v, d]);
+    }
+    out
+}
+
+/// A tensor as a safetensors header describes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FoundTensor {
+    /// Element type (`BF16`, `F32`, `F8_E4M3`, ...).
+    pub dtype: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// The file holding it.
+    pub file: String,
+}
+
+/// Bytes per element of a safetensors dtype, where fixed.
+fn safetensors_dtype_bytes(dtype: &str) -> Option<usize> {
+    Some(match dtype {
+        "F64" | "I64" | "U64" => 8,
+        "F32" | "I32" | "U32" => 4,
+        "F16" | "BF16" | "I16" | "U16" => 2,
+        "F8_E4M3" | "F8_E5M2" | "I8" | "U8" | "BOOL" | "F8_E8M0" => 1,
+        _ => return None,
+    })
+}
+
+/// Reads the header of one safetensors file and checks every tensor's byte range against the
+/// file's size and its dtype and shape.
+pub fn read_safetensors_header(path: &Path) -> Result<BTreeMap<String, FoundTensor>> {
+    let file = path.display().to_string();
+    let err = |msg: String| Error::Safetensors {
+        file: file.clone(),
+        msg,
+    };
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n)
+        .map_err(|_| err("shorter than the 8-byte header length".into()))?;
+    let n = u64::from_le_bytes(n);
+    if n > 100_000_000 || n + 8 > len {
+        return Err(err(format!(
+            "header length {n} does not fit in the file ({len} bytes): not a safetensors file, or truncated"
+        )));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header)
+        .map_err(|e| err(format!("reading the header: {e}")))?;
+    let value: Value = serde_json::from_slice(&header)
+        .map_err(|e| err(format!("the header is not valid JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(err("the header is not a JSON object".into()));
+    };
+    let data_len = len - 8 - n;
+    let mut out = BTreeMap::new();
+    for (name, info) in map {
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype = info
+            .get("dtype")
+            .and_then(Value::as_str)
+            .ok_or_else(|| err(format!("tensor `{name}` has no dtype")))?
+            .to_string();
+        let shape: Vec<usize> = info
+            .get("shape")
+            .and_then(Value::as_array)
+            .ok_or_else(|| err(format!("tensor `{name}` has no shape")))?
+            .iter()
+            .map(|s| s.as_u64().map(|x| x as usize))
+            .collect::<Option<_>>()
+            .ok_or_else(|| err(format!("tensor `{name}` has a malformed shape")))?;
+        let offs: Vec<u64> = info
+            .get("data_offsets")
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<_>>>())
+            .filter(|a| a.len() == 2 && a[0] <= a[1])
+            .ok_or_else(|| err(format!("tensor `{name}` has malformed data_offsets")))?;
+        if offs[1] > data_len {
+            return Err(err(format!(
+                "tensor `{name}` ends at byte {} of the data but the file holds only {data_len}: truncated",
+                offs[1]
+            )));
+        }
+        if let Some(b) = safetensors_dtype_bytes(&dtype) {
+            let want = shape.iter().product::<usize>() as u64 * b as u64;
+            if offs[1] - offs[0] != want {
+                return Err(err(format!(
+                    "tensor `{name}` ({dtype} {shape:?}) should take {want} bytes but its data_offsets span {}",
+                    offs[1] - offs[0]
+                )));
+            }
+        }
+        out.insert(
+            name,
+            FoundTensor {
+                dtype,
+                shape,
+                file: path
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The safetensors files of a checkpoint directory: those of `model.safetensors.index.json` when
+/// present (checking that every file it names exists), else every `*.safetensors` file.
+pub fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| Error::Json {
+            file: index.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let map = v
+            .get("weight_map")
+            .and_then(Value::as_object)
+            .ok_or_else(|| Error::field(&index.display().to_string(), "weight_map", "missing"))?;
+        let names: BTreeSet<&str> = map.values().filter_map(Value::as_str).collect();
+        let mut files = Vec::new();
+        for n in names {
+            let p = dir.join(n);
+            if !p.is_file() {
+                return Err(Error::Safetensors {
+                    file: index.display().to_string(),
+                    msg: format!("weight_map names `{n}`, which does not exist"),
+                });
+            }
+            files.push(p);
+        }
+        return Ok(files);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The result of comparing a checkpoint's tensors with the descriptor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TensorCheck {
+    /// Files read.
+    pub files: Vec<String>,
+    /// Tensors found in the headers.
+    pub tensors_found: usize,
+    /// Tensors the descriptor expects.
+    pub tensors_expected: usize,
+    /// Expected but absent.
+    pub missing: Vec<String>,
+    /// Present but not expected.
+    pub unexpected: Vec<String>,
+    /// Present with another shape: `name: expected [..], found [..] in FILE`.
+    pub mismatched: Vec<String>,
+    /// Present and set aside: quantisation scales, multi-token-prediction layers, rotary buffers.
+    pub ignored: usize,
+    /// Element types seen, with their tensor counts.
+    pub dtypes: BTreeMap<String, usize>,
+    /// Whether shapes were compared (not for packed-integer quantisation).
+    pub shapes_checked: bool,
+}
+
+impl TensorCheck {
+    /// No missing, unexpected or mismatched tensor.
+    pub fn ok(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
+    }
+}
+
+/// Whether a tensor is auxiliary: quantisation scales and zero points, rotary caches.
+fn is_auxiliary(name: &str) -> bool {
+    [
+        "_scale_inv",
+        ".weight_scale",
+        ".input_scale",
+        ".scales",
+        ".qzeros",
+        ".g_idx",
+        "rotary_emb.inv_freq",
+    ]
+    .iter()
+    .any(|s| name.ends_with(s))
+}
+
+/// The layer index of a `model.layers.N.` / `transformer.blocks.N.` name.
+fn layer_of(name: &str) -> Option<usize> {
+    let rest = name
+        .strip_prefix("model.layers.")
+        .or_else(|| name.strip_prefix("transformer.blocks."))?;
+    rest.split('.').next()?.parse().ok()
+}
+
+/// Compares the tensors of the safetensors files of `dir` with the descriptor.
+pub fn check_checkpoint(desc: &ModelDesc, dir: &Path) -> Result<Option<TensorCheck>> {
+    let files = checkpoint_files(dir)?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut found: BTreeMap<String, FoundTensor> = BTreeMap::new();
+    for f in &files {
+        for (name, t) in read_safetensors_header(f)? {
+            if let Some(prev) = found.get(&name) {
+                return Err(Error::Safetensors {
+                    file: f.display().to_string(),
+                    msg: format!("tensor `{name}` is also in {}", prev.file),
+                });
+            }
+            found.insert(name, t);
+        }
+    }
+    Ok(Some(compare(desc, &files, &found)))
+}
+
+fn compare(
+    desc: &ModelDesc,
+    files: &[PathBuf],
+    found: &BTreeMap<String, FoundTensor>,
+) -> TensorCheck {
+    let packed = desc
+        .quantization
+        .as_ref()
+        .is_some_and(|q| q.method != "fp8");
+    let expected = expected_tensors(desc);
+    let mut dtypes = BTreeMap::new();
+    let mut ignored = 0;
+    let mut present: BTreeMap<String, &FoundTensor> = BTreeMap::new();
+    for (name, t) in found {
+        *dtypes.entry(t.dtype.clone()).or_insert(0) += 1;
+        let mtp = desc.mtp_layers > 0 && layer_of(name).is_some_and(|l| l >= desc.num_layers());
+        if mtp || is_auxiliary(name) {
+            ignored += 1;
+            continue;
+        }
+        // Packed-integer checkpoints store `X.qweight` for `X.weight`.
+        let key = match name.strip_suffix(".qweight") {
+            Some(stem) if packed => format!("{stem}.weight"),
+            _ => name.clone(),
+        };
+        present.insert(key, t);
+    }
+    let mut missing = Vec::new();
+    let mut mismatched = Vec::new();
+    let mut expected_names = BTreeSet::new();
+    for (name, shape) in &expected {
+        expected_names.insert(name.as_str());
+        match present.get(name) {
+            None => missing.push(format!("{name} {shape:?}")),
+            Some(t) if !packed && &t.shape != shape => mismatched.push(format!(
+                "{name}: expected {shape:?}, found {:?} in {}",
+                t.shape, t.file
+            )),
+            Some(_) => {}
+        }
+    }
+    let unexpected = present
+        .iter()
+        .filter(|(n, _)| !expected_names.contains(n.as_str()))
+        .map(|(n, t)| format!("{n} {:?} in {}", t.shape, t.file))
+        .collect();
+    TensorCheck {
+        files: files
+            .iter()
+            .map(|f| {
+                f.file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect(),
+        tensors_found: found.len(),
+        tensors_expected: expected.len(),
+        missing,
+        unexpected,
+        mismatched,
+        ignored,
+        dtypes,
+        shapes_checked: !packed,
+    }
+}
