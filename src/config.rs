@@ -491,17 +491,18 @@ fn parse_standard(cfg: &Cfg, family: Family, arch: String) -> Result<ModelDesc> 
                 if freq == 0 {
                     return Err(cfg.err("moe_layer_freq", "must be greater than zero"));
                 }
-                let scoring =
-                    match cfg.opt_str("scoring_func")?.unwrap_or("softmax") {
-                        "softmax" => Scoring::Softmax,
-                        "sigmoid" => Scoring::Sigmoid,
-                        other => return Err(cfg.err(
+                let scoring = match cfg.opt_str("scoring_func")?.unwrap_or("softmax") {
+                    "softmax" => Scoring::Softmax,
+                    "sigmoid" => Scoring::Sigmoid,
+                    other => {
+                        return Err(cfg.err(
                             "scoring_func",
                             format!(
                                 "unknown scoring function `{other}` (expected softmax or sigmoid)"
                             ),
-                        )),
-                    };
+                        ))
+                    }
+                };
                 let topk_method = cfg
                     .opt_str("topk_method")?
                     .unwrap_or(match family {
