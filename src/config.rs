@@ -257,11 +257,42 @@ fn quantization(cfg: &Cfg) -> Result<Option<Quantization>> {
     Ok(Some(Quantization { method, bits }))
 }
 
+fn eos_ids(cfg: &Cfg) -> Result<Vec<u32>> {
+    match cfg.get("eos_token_id") {
+        None => Ok(Vec::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                as_usize(v)
+                    .and_then(|u| u32::try_from(u).ok())
+                    .ok_or_else(|| cfg.err("eos_token_id", format!("expected token ids, got {v}")))
+            })
+            .collect(),
+        Some(v) => as_usize(v)
+            .and_then(|u| u32::try_from(u).ok())
+            .map(|u| vec![u])
+            .ok_or_else(|| cfg.err("eos_token_id", format!("expected a token id, got {v}"))),
+    }
+}
+
 fn torch_dtype(cfg: &Cfg) -> Result<Option<String>> {
     Ok(cfg
         .opt_str("torch_dtype")?
         .or(cfg.opt_str("dtype")?)
         .map(str::to_string))
+}
+
+/// The attention window: Mistral/Mixtral's `sliding_window`; Qwen's only with `use_sliding_window`.
+fn sliding_window(cfg: &Cfg, family: Family) -> Result<Option<usize>> {
+    let enabled = match family {
+        Family::Mistral | Family::Mixtral => true,
+        Family::Qwen2Moe | Family::Qwen3Moe => cfg.opt_bool("use_sliding_window")?.unwrap_or(false),
+        _ => false,
+    };
+    if !enabled {
+        return Ok(None);
+    }
+    Ok(cfg.opt_usize("sliding_window")?.filter(|&w| w > 0))
 }
 
 /// Checks shared by all families once the sizes are known.
@@ -593,6 +624,10 @@ fn parse_standard(cfg: &Cfg, family: Family, arch: String) -> Result<ModelDesc> 
         torch_dtype: torch_dtype(cfg)?,
         quantization: quantization(cfg)?,
         mtp_layers,
+        norm_eps: cfg.opt_f64("rms_norm_eps")?.unwrap_or(1e-6),
+        sliding_window: sliding_window(cfg, family)?,
+        hidden_act: cfg.opt_str("hidden_act")?.unwrap_or("silu").to_string(),
+        eos_token_ids: eos_ids(cfg)?,
         layers,
     })
 }
@@ -679,6 +714,10 @@ fn parse_dbrx(cfg: &Cfg, arch: String) -> Result<ModelDesc> {
         torch_dtype: torch_dtype(cfg)?,
         quantization: quantization(cfg)?,
         mtp_layers: 0,
+        norm_eps: 1e-5,
+        sliding_window: None,
+        hidden_act: "silu".into(),
+        eos_token_ids: eos_ids(cfg)?,
         layers,
     })
 }

@@ -306,6 +306,14 @@ pub struct ModelDesc {
     /// Multi-token-prediction layers stored beside the model (DeepSeek-V3 `num_nextn_predict_layers`);
     /// not part of a normal forward pass.
     pub mtp_layers: usize,
+    /// Epsilon of the RMS/layer norms (`rms_norm_eps`).
+    pub norm_eps: f64,
+    /// Sliding attention window, where the config enables one.
+    pub sliding_window: Option<usize>,
+    /// MLP activation (`hidden_act`); every supported family uses `silu`.
+    pub hidden_act: String,
+    /// End-of-sequence token ids named by the config.
+    pub eos_token_ids: Vec<u32>,
     /// The decoder layers, in order.
     pub layers: Vec<Layer>,
 }

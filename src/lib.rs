@@ -16,6 +16,7 @@ pub mod dtype;
 pub mod error;
 pub mod hardware;
 pub mod metrics;
+pub mod naming;
 pub mod params;
 pub mod presets;
 pub mod records;

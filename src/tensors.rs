@@ -4,6 +4,7 @@
 
 use crate::descriptor::{Attention, Family, Ffn, ModelDesc, QkNorm};
 use crate::error::{Error, Result};
+use crate::naming::{Names, Proj};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -56,10 +57,9 @@ pub fn expected_tensors(desc: &ModelDesc) -> Vec<TensorSpec> {
             }
             continue;
         }
-        let p = format!("model.layers.{i}");
-        push(format!("{p}.input_layernorm.weight"), vec![d]);
-        push(format!("{p}.post_attention_layernorm.weight"), vec![d]);
-        let a = format!("{p}.self_attn");
+        let n = Names::new(desc);
+        push(n.input_norm(i), vec![d]);
+        push(n.post_attention_norm(i), vec![d]);
         match layer.attention {
             Attention::Gqa {
                 heads,
@@ -70,26 +70,24 @@ pub fn expected_tensors(desc: &ModelDesc) -> Vec<TensorSpec> {
                 qk_norm,
             } => {
                 let (q, kv) = (heads * head_dim, kv_heads * head_dim);
-                for (n, rows) in [("q_proj", q), ("k_proj", kv), ("v_proj", kv)] {
-                    push(format!("{a}.{n}.weight"), vec![rows, d]);
+                for (p, rows) in [("q_proj", q), ("k_proj", kv), ("v_proj", kv)] {
+                    push(n.attn(i, &format!("{p}.weight")), vec![rows, d]);
                     if qkv_bias {
-                        push(format!("{a}.{n}.bias"), vec![rows]);
+                        push(n.attn(i, &format!("{p}.bias")), vec![rows]);
                     }
                 }
-                push(format!("{a}.o_proj.weight"), vec![d, q]);
+                push(n.attn(i, "o_proj.weight"), vec![d, q]);
                 if o_bias {
-                    push(format!("{a}.o_proj.bias"), vec![d]);
+                    push(n.attn(i, "o_proj.bias"), vec![d]);
                 }
-                match qk_norm {
-                    QkNorm::None => {}
-                    QkNorm::PerHead => {
-                        push(format!("{a}.q_norm.weight"), vec![head_dim]);
-                        push(format!("{a}.k_norm.weight"), vec![head_dim]);
-                    }
-                    QkNorm::Full => {
-                        push(format!("{a}.q_norm.weight"), vec![q]);
-                        push(format!("{a}.k_norm.weight"), vec![kv]);
-                    }
+                let norms = match qk_norm {
+                    QkNorm::None => None,
+                    QkNorm::PerHead => Some((head_dim, head_dim)),
+                    QkNorm::Full => Some((q, kv)),
+                };
+                if let Some((qn, kn)) = norms {
+                    push(n.attn(i, "q_norm.weight"), vec![qn]);
+                    push(n.attn(i, "k_norm.weight"), vec![kn]);
                 }
             }
             Attention::Mla {
@@ -104,90 +102,67 @@ pub fn expected_tensors(desc: &ModelDesc) -> Vec<TensorSpec> {
                 let qk = qk_nope_head_dim + qk_rope_head_dim;
                 match q_lora_rank {
                     Some(r) => {
-                        push(format!("{a}.q_a_proj.weight"), vec![r, d]);
+                        push(n.attn(i, "q_a_proj.weight"), vec![r, d]);
                         if bias {
-                            push(format!("{a}.q_a_proj.bias"), vec![r]);
+                            push(n.attn(i, "q_a_proj.bias"), vec![r]);
                         }
-                        push(format!("{a}.q_a_layernorm.weight"), vec![r]);
-                        push(format!("{a}.q_b_proj.weight"), vec![heads * qk, r]);
+                        push(n.attn(i, "q_a_layernorm.weight"), vec![r]);
+                        push(n.attn(i, "q_b_proj.weight"), vec![heads * qk, r]);
                     }
-                    None => push(format!("{a}.q_proj.weight"), vec![heads * qk, d]),
+                    None => push(n.attn(i, "q_proj.weight"), vec![heads * qk, d]),
                 }
                 let kv_a = kv_lora_rank + qk_rope_head_dim;
-                push(format!("{a}.kv_a_proj_with_mqa.weight"), vec![kv_a, d]);
+                push(n.attn(i, "kv_a_proj_with_mqa.weight"), vec![kv_a, d]);
                 if bias {
-                    push(format!("{a}.kv_a_proj_with_mqa.bias"), vec![kv_a]);
+                    push(n.attn(i, "kv_a_proj_with_mqa.bias"), vec![kv_a]);
                 }
-                push(format!("{a}.kv_a_layernorm.weight"), vec![kv_lora_rank]);
+                push(n.attn(i, "kv_a_layernorm.weight"), vec![kv_lora_rank]);
                 push(
-                    format!("{a}.kv_b_proj.weight"),
+                    n.attn(i, "kv_b_proj.weight"),
                     vec![heads * (qk_nope_head_dim + v_head_dim), kv_lora_rank],
                 );
-                push(format!("{a}.o_proj.weight"), vec![d, heads * v_head_dim]);
+                push(n.attn(i, "o_proj.weight"), vec![d, heads * v_head_dim]);
                 if bias {
-                    push(format!("{a}.o_proj.bias"), vec![d]);
+                    push(n.attn(i, "o_proj.bias"), vec![d]);
                 }
             }
         }
-        let mlp3 = |push: &mut dyn FnMut(String, Vec<usize>), base: &str, f: usize, bias: bool| {
-            for (n, shape) in [
-                ("gate_proj", vec![f, d]),
-                ("up_proj", vec![f, d]),
-                ("down_proj", vec![d, f]),
-            ] {
-                let rows = shape[0];
-                push(format!("{base}.{n}.weight"), shape);
-                if bias {
-                    push(format!("{base}.{n}.bias"), vec![rows]);
-                }
-            }
+        let mlp_shapes = |f: usize| {
+            [
+                (Proj::Gate, vec![f, d]),
+                (Proj::Up, vec![f, d]),
+                (Proj::Down, vec![d, f]),
+            ]
         };
         match &layer.ffn {
             Ffn::Dense {
                 intermediate_size,
                 bias,
-            } => mlp3(&mut push, &format!("{p}.mlp"), *intermediate_size, *bias),
+            } => {
+                for (p, shape) in mlp_shapes(*intermediate_size) {
+                    let rows = shape[0];
+                    push(n.dense(i, p, false), shape);
+                    if *bias {
+                        push(n.dense(i, p, true), vec![rows]);
+                    }
+                }
+            }
             Ffn::Moe(m) => {
-                let f = m.expert_intermediate_size;
-                if desc.family == Family::Mixtral {
-                    let b = format!("{p}.block_sparse_moe");
-                    push(format!("{b}.gate.weight"), vec![m.num_experts, d]);
-                    for e in 0..m.num_experts {
-                        push(format!("{b}.experts.{e}.w1.weight"), vec![f, d]);
-                        push(format!("{b}.experts.{e}.w2.weight"), vec![d, f]);
-                        push(format!("{b}.experts.{e}.w3.weight"), vec![f, d]);
+                push(n.router(i), vec![m.num_experts, d]);
+                if m.router.correction_bias {
+                    push(n.correction_bias(i), vec![m.num_experts]);
+                }
+                for e in 0..m.num_experts {
+                    for (p, shape) in mlp_shapes(m.expert_intermediate_size) {
+                        push(n.expert(i, e, p), shape);
                     }
-                } else {
-                    let b = format!("{p}.mlp");
-                    push(format!("{b}.gate.weight"), vec![m.num_experts, d]);
-                    if m.router.correction_bias {
-                        push(
-                            format!("{b}.gate.e_score_correction_bias"),
-                            vec![m.num_experts],
-                        );
+                }
+                if let Some(s) = &m.shared {
+                    for (p, shape) in mlp_shapes(s.intermediate_size) {
+                        push(n.shared(i, p), shape);
                     }
-                    for e in 0..m.num_experts {
-                        mlp3(&mut push, &format!("{b}.experts.{e}"), f, false);
-                    }
-                    if let Some(s) = &m.shared {
-                        if desc.family == Family::Qwen2Moe {
-                            mlp3(
-                                &mut push,
-                                &format!("{b}.shared_expert"),
-                                s.intermediate_size,
-                                false,
-                            );
-                            if s.gate {
-                                push(format!("{b}.shared_expert_gate.weight"), vec![1, d]);
-                            }
-                        } else {
-                            mlp3(
-                                &mut push,
-                                &format!("{b}.shared_experts"),
-                                s.intermediate_size,
-                                false,
-                            );
-                        }
+                    if s.gate {
+                        push(n.shared_gate(i), vec![1, d]);
                     }
                 }
             }
