@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Writes tiny random checkpoints of every engine family with the outputs Hugging Face
+transformers computes for them: full logits, routing decisions per MoE layer and a 12-token
+greedy continuation. The outputs are the reference the Rust tests compare against.
+
+Run through scripts/reference-fixtures.sh, which installs pinned torch and transformers.
+Every checkpoint is re-seeded until its routing is non-degenerate: on every token of every
+prompt and continuation, the k-th and (k+1)-th router logits differ by at least MIN_GAP (the
+ranking of softmax or sigmoid scores is that of the logits), and each greedy argmax beats the
+runner-up logit by at least MIN_GAP."""
+
+import json
+import os
+import shutil
+import sys
+
+import torch
+import transformers
+from safetensors.torch import save_file
+
+MIN_GAP = 2e-3
+NEW_TOKENS = 12
+PROMPT_LENS = (7, 11)
+
+COMMON = dict(
+    hidden_size=32,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=128,
+    max_position_embeddings=256,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=False,
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=0,
+)
+
+FAMILIES = {
+    "mixtral": (
+        "MixtralConfig",
+        "MixtralForCausalLM",
+        dict(intermediate_size=16, num_local_experts=8, num_experts_per_tok=2, rope_theta=10000.0),
+    ),
+    "qwen2_moe": (
+        "Qwen2MoeConfig",
+        "Qwen2MoeForCausalLM",
+        dict(
+            intermediate_size=40,
+            moe_intermediate_size=16,
+            shared_expert_intermediate_size=24,
+            num_experts=8,
+            num_experts_per_tok=2,
+            norm_topk_prob=False,
+            decoder_sparse_step=1,
+            mlp_only_layers=[1],
+            rope_theta=10000.0,
+        ),
+    ),
+    "qwen3_moe": (
+        "Qwen3MoeConfig",
+        "Qwen3MoeForCausalLM",
+        dict(
+            intermediate_size=40,
+            moe_intermediate_size=16,
+            num_experts=8,
+            num_experts_per_tok=2,
+            norm_topk_prob=True,
+            head_dim=12,
+            decoder_sparse_step=1,
+            mlp_only_layers=[],
+            rope_theta=10000.0,
+        ),
+    ),
+    "olmoe": (
+        "OlmoeConfig",
+        "OlmoeForCausalLM",
+        dict(intermediate_size=16, num_experts=8, num_experts_per_tok=2, norm_topk_prob=False, rope_theta=10000.0),
+    ),
+    "llama": (
+        "LlamaConfig",
+        "LlamaForCausalLM",
+        dict(
+            intermediate_size=40,
+            tie_word_embeddings=True,
+            rope_scaling={"rope_type": "linear", "factor": 2.0},
+            rope_theta=10000.0,
+        ),
+    ),
+    "mistral": (
+        "MistralConfig",
+        "MistralForCausalLM",
+        dict(intermediate_size=40, sliding_window=8, rope_theta=10000.0, head_dim=8),
+    ),
+}
+
+
+def routers(model):
+    """(layer index, router module) for every MoE layer."""
+    out = []
+    for i, layer in enumerate(model.model.layers):
+        block = getattr(layer, "block_sparse_moe", None) or getattr(layer, "mlp", None)
+        gate = getattr(block, "gate", None)
+        if gate is not None and hasattr(gate, "top_k"):
+            out.append((i, gate))
+    return out
+
+
+def run(model, ids):
+    """Full logits and per-layer routing (probabilities, chosen ids, combine weights)."""
+    captured = {}
+    hooks = []
+    for i, gate in routers(model):
+        def hook(_m, _inp, out, i=i):
+            logits, scores, indices = out
+            captured[i] = (logits.float().clone(), indices.clone(), scores.float().clone())
+        hooks.append(gate.register_forward_hook(hook))
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0].float()
+    for h in hooks:
+        h.remove()
+    return logits, captured
+
+
+def margin(probs, k):
+    top = torch.topk(probs, k + 1, dim=-1).values
+    return (top[:, k - 1] - top[:, k]).min().item()
+
+
+def build(family, seed):
+    cfg_name, cls_name, extra = FAMILIES[family]
+    cfg = getattr(transformers, cfg_name)(**{**COMMON, **extra})
+    cfg._attn_implementation = "eager"
+    cfg._experts_implementation = "eager"
+    torch.manual_seed(seed)
+    model = getattr(transformers, cls_name)(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight") or "layernorm" in name:
+                p.uniform_(0.8, 1.2)
+        for _, gate in routers(model):
+            gate.weight.mul_(4.0)
+    return model
+
+
+def check(model, prompts):
+    """Greedy continuations, and the smallest routing and argmax margins over prompts and
+    continuations (one forward over each full sequence covers every position causally)."""
+    worst = float("inf")
+    continuations = []
+    for ids in prompts:
+        with torch.no_grad():
+            full = model.generate(
+                torch.tensor([ids]), max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                do_sample=False, eos_token_id=None, pad_token_id=0,
+            )[0].tolist()
+        continuations.append(full[len(ids):])
+        logits, routing = run(model, full)
+        for _, (router_logits, idx, _) in routing.items():
+            worst = min(worst, margin(router_logits, idx.shape[-1]))
+        top2 = torch.topk(logits[len(ids) - 1 : len(full) - 1], 2, dim=-1).values
+        worst = min(worst, (top2[:, 0] - top2[:, 1]).min().item())
+        # the continuation is the argmax of the full-sequence logits
+        assert logits[len(ids) - 1 : len(full) - 1].argmax(-1).tolist() == full[len(ids):]
+    return worst, continuations
+
+
+def main(out_dir):
+    torch.set_default_dtype(torch.float32)
+    g = torch.Generator().manual_seed(1234)
+    prompts = [torch.randint(3, 128, (n,), generator=g).tolist() for n in PROMPT_LENS]
+    for family in FAMILIES:
+        for seed in range(200):
+            model = build(family, seed)
+            worst, continuations = check(model, prompts)
+            if worst >= MIN_GAP:
+                break
+        else:
+            sys.exit(f"{family}: no seed gives non-degenerate routing")
+        d = os.path.join(out_dir, family)
+        shutil.rmtree(d, ignore_errors=True)
+        model.save_pretrained(d, safe_serialization=True)
+        tensors = {}
+        for b, ids in enumerate(prompts):
+            logits, routing = run(model, ids)
+            tensors[f"input_ids.{b}"] = torch.tensor(ids, dtype=torch.int64)
+            tensors[f"logits.{b}"] = logits.contiguous()
+            tensors[f"greedy.{b}"] = torch.tensor(continuations[b], dtype=torch.int64)
+            for layer, (_, idx, w) in routing.items():
+                tensors[f"topk_ids.{b}.{layer}"] = idx.to(torch.int64).contiguous()
+                tensors[f"topk_weights.{b}.{layer}"] = w.contiguous()
+        save_file(tensors, os.path.join(out_dir, f"{family}.expected.safetensors"))
+        with open(os.path.join(out_dir, f"{family}.expected.json"), "w") as f:
+            json.dump(
+                {
+                    "family": family,
+                    "seed": seed,
+                    "min_margin": worst,
+                    "torch": torch.__version__,
+                    "transformers": transformers.__version__,
+                    "prompts": prompts,
+                    "greedy": continuations,
+                },
+                f,
+                indent=1,
+            )
+        print(f"{family}: seed {seed}, min margin {worst:.4f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/reference")
