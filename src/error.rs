@@ -87,6 +87,9 @@ pub enum Error {
     /// A value given on the command line or in an input is out of range.
     #[error("{0}")]
     Invalid(String),
+    /// A tensor operation failed.
+    #[error("tensor computation: {0}")]
+    Candle(#[from] candle_core::Error),
 }
 
 /// Result alias of the library.

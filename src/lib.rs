@@ -13,6 +13,7 @@ pub mod config;
 pub mod descriptor;
 pub mod detect;
 pub mod dtype;
+pub mod engine;
 pub mod error;
 pub mod hardware;
 pub mod metrics;

@@ -1,0 +1,222 @@
+//! Grouped-query attention with RoPE, optional q/k norms (per head or over the whole
+//! projection), biases and a sliding window. Projections run over all tokens of a pass at once;
+//! the score and value products run per sequence against its own cache, so a sequence's result
+//! does not depend on the others in the batch.
+
+use super::cache::KvCache;
+use super::layers::{Linear, RmsNorm};
+use super::rope::Rope;
+use super::weights::WeightStore;
+use crate::descriptor::{Attention as AttnDesc, ModelDesc, QkNorm};
+use crate::error::{Error, Result};
+use crate::naming::Names;
+use candle_core::{DType, Device, Tensor};
+
+/// Where each sequence's tokens sit in the flattened pass.
+#[derive(Debug, Clone, Copy)]
+pub struct SeqSpan {
+    /// First row in the flattened tokens.
+    pub offset: usize,
+    /// Tokens of the sequence in this pass.
+    pub len: usize,
+    /// Tokens cached before the pass.
+    pub cached: usize,
+}
+
+/// One layer's attention.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    qkv: Linear,
+    o: Linear,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    norm_kind: QkNorm,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    window: Option<usize>,
+}
+
+impl Attention {
+    /// Loads layer `i`'s attention.
+    pub fn new(
+        desc: &ModelDesc,
+        i: usize,
+        w: &WeightStore,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Self> {
+        let d = desc.hidden_size;
+        let AttnDesc::Gqa {
+            heads,
+            kv_heads,
+            head_dim,
+            qkv_bias,
+            o_bias,
+            qk_norm,
+        } = desc.layers[i].attention
+        else {
+            return Err(Error::Unsupported(
+                "latent attention (MLA) is not in the engine yet".into(),
+            ));
+        };
+        let n = Names::new(desc);
+        let b = |p: &str| qkv_bias.then(|| n.attn(i, &format!("{p}.bias")));
+        let qkv = Linear::fused(
+            w,
+            &[
+                (n.attn(i, "q_proj.weight"), b("q_proj"), heads * head_dim),
+                (n.attn(i, "k_proj.weight"), b("k_proj"), kv_heads * head_dim),
+                (n.attn(i, "v_proj.weight"), b("v_proj"), kv_heads * head_dim),
+            ],
+            d,
+            dtype,
+            dev,
+        )?;
+        let o = Linear::fused(
+            w,
+            &[(
+                n.attn(i, "o_proj.weight"),
+                o_bias.then(|| n.attn(i, "o_proj.bias")),
+                d,
+            )],
+            heads * head_dim,
+            dtype,
+            dev,
+        )?;
+        let (qn, kn) = match qk_norm {
+            QkNorm::None => (0, 0),
+            QkNorm::PerHead => (head_dim, head_dim),
+            QkNorm::Full => (heads * head_dim, kv_heads * head_dim),
+        };
+        let (q_norm, k_norm) = if qn > 0 {
+            (
+                Some(RmsNorm::new(
+                    w,
+                    &n.attn(i, "q_norm.weight"),
+                    qn,
+                    desc.norm_eps,
+                    dtype,
+                    dev,
+                )?),
+                Some(RmsNorm::new(
+                    w,
+                    &n.attn(i, "k_norm.weight"),
+                    kn,
+                    desc.norm_eps,
+                    dtype,
+                    dev,
+                )?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Attention {
+            qkv,
+            o,
+            q_norm,
+            k_norm,
+            norm_kind: qk_norm,
+            heads,
+            kv_heads,
+            head_dim,
+            window: desc.sliding_window,
+        })
+    }
+
+    /// Attention over the flattened tokens `x` `[T, d]` of several sequences.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        spans: &[SeqSpan],
+        caches: &mut [&mut KvCache],
+        layer: usize,
+        rope: &Rope,
+        cos_sin: &(Tensor, Tensor),
+    ) -> Result<Tensor> {
+        let t = x.dim(0)?;
+        let (h, hkv, dh) = (self.heads, self.kv_heads, self.head_dim);
+        let qkv = self.qkv.forward(x)?;
+        let mut q = qkv.narrow(1, 0, h * dh)?;
+        let mut k = qkv.narrow(1, h * dh, hkv * dh)?;
+        let v = qkv.narrow(1, (h + hkv) * dh, hkv * dh)?;
+        if self.norm_kind == QkNorm::Full {
+            if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
+                q = qn.forward(&q)?;
+                k = kn.forward(&k)?;
+            }
+        }
+        let mut q = q.reshape((t, h, dh))?;
+        let mut k = k.reshape((t, hkv, dh))?;
+        let v = v.reshape((t, hkv, dh))?;
+        if self.norm_kind == QkNorm::PerHead {
+            if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
+                q = qn.forward(&q)?;
+                k = kn.forward(&k)?;
+            }
+        }
+        let q = rope.apply(&q, &cos_sin.0, &cos_sin.1)?;
+        let k = rope.apply(&k, &cos_sin.0, &cos_sin.1)?;
+        let g = h / hkv;
+        let scale = 1.0 / (dh as f64).sqrt();
+        let mut outs = Vec::with_capacity(spans.len());
+        for (s, cache) in spans.iter().zip(caches.iter_mut()) {
+            let n = s.len;
+            let qs = q.narrow(0, s.offset, n)?;
+            let ks = k.narrow(0, s.offset, n)?.transpose(0, 1)?;
+            let vs = v.narrow(0, s.offset, n)?.transpose(0, 1)?;
+            let (kc, vc) = cache.append(layer, &ks, &vs)?;
+            let total = s.cached + n;
+            // [n, Hkv, g, dh] -> [Hkv, g·n, dh]
+            let qg = qs
+                .reshape((n, hkv, g, dh))?
+                .permute((1, 2, 0, 3))?
+                .contiguous()?
+                .reshape((hkv, g * n, dh))?;
+            let scores = (qg.matmul(&kc.t()?.contiguous()?)? * scale)?;
+            let scores = match self.mask(n, s.cached, total, x.dtype(), x.device())? {
+                Some(m) => scores
+                    .reshape((hkv, g, n, total))?
+                    .broadcast_add(&m)?
+                    .reshape((hkv, g * n, total))?,
+                None => scores,
+            };
+            let p = candle_nn::ops::softmax_last_dim(&scores)?;
+            let o = p.matmul(&vc.contiguous()?)?; // [Hkv, g·n, dh]
+            let o = o
+                .reshape((hkv, g, n, dh))?
+                .permute((2, 0, 1, 3))?
+                .contiguous()?
+                .reshape((n, h * dh))?;
+            outs.push(o);
+        }
+        self.o.forward(&Tensor::cat(&outs, 0)?)
+    }
+
+    /// Additive mask `[n, total]` (0 where a query may attend, −∞ elsewhere), or `None` when
+    /// every key is visible.
+    fn mask(
+        &self,
+        n: usize,
+        cached: usize,
+        total: usize,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Option<Tensor>> {
+        let windowed = self.window.is_some_and(|w| total > w);
+        if n == 1 && !windowed {
+            return Ok(None);
+        }
+        let mut m = vec![0f32; n * total];
+        for i in 0..n {
+            let pos = cached + i;
+            for (j, slot) in m[i * total..(i + 1) * total].iter_mut().enumerate() {
+                let visible = j <= pos && self.window.is_none_or(|w| j + w > pos);
+                if !visible {
+                    *slot = f32::NEG_INFINITY;
+                }
+            }
+        }
+        Ok(Some(Tensor::from_vec(m, (n, total), dev)?.to_dtype(dtype)?))
+    }
+}

@@ -1,0 +1,84 @@
+//! The KV cache of one sequence: per layer, keys and values `[H_kv, capacity, d]`, grown by
+//! doubling, appended in place.
+
+use crate::error::Result;
+use candle_core::{DType, Device, Tensor};
+
+/// Keys and values of one layer.
+#[derive(Debug, Clone)]
+struct LayerKv {
+    k: Tensor,
+    v: Tensor,
+}
+
+/// The cache of one sequence over all layers.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    layers: Vec<Option<LayerKv>>,
+    len: usize,
+    pending: usize,
+}
+
+impl KvCache {
+    /// An empty cache for `layers` layers.
+    pub fn new(layers: usize) -> Self {
+        KvCache {
+            layers: vec![None; layers],
+            len: 0,
+            pending: 0,
+        }
+    }
+
+    /// Tokens stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends `k`, `v` `[H_kv, n, d]` to layer `l` and returns the whole keys and values
+    /// `[H_kv, len + n, d]`. Every layer appends the same `n` within a pass; [`KvCache::commit`]
+    /// then advances the length.
+    pub fn append(&mut self, l: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (hkv, n, d) = k.dims3()?;
+        let need = self.len + n;
+        let grow = |old: Option<&Tensor>, dtype: DType, dev: &Device| -> Result<Tensor> {
+            let cap = need.next_power_of_two().max(64);
+            let fresh = Tensor::zeros((hkv, cap, d), dtype, dev)?;
+            if let Some(o) = old {
+                if self.len > 0 {
+                    fresh.slice_set(&o.narrow(1, 0, self.len)?.contiguous()?, 1, 0)?;
+                }
+            }
+            Ok(fresh)
+        };
+        let entry = match &self.layers[l] {
+            Some(e) if e.k.dim(1)? >= need => e.clone(),
+            other => {
+                let (ok, ov) = match other {
+                    Some(e) => (Some(&e.k), Some(&e.v)),
+                    None => (None, None),
+                };
+                LayerKv {
+                    k: grow(ok, k.dtype(), k.device())?,
+                    v: grow(ov, v.dtype(), v.device())?,
+                }
+            }
+        };
+        entry.k.slice_set(&k.contiguous()?, 1, self.len)?;
+        entry.v.slice_set(&v.contiguous()?, 1, self.len)?;
+        let out = (entry.k.narrow(1, 0, need)?, entry.v.narrow(1, 0, need)?);
+        self.layers[l] = Some(entry);
+        self.pending = n;
+        Ok(out)
+    }
+
+    /// Makes the tokens appended in this pass part of the cache.
+    pub fn commit(&mut self) {
+        self.len += self.pending;
+        self.pending = 0;
+    }
+}

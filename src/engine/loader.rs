@@ -1,0 +1,88 @@
+//! Resolving the engine's `--model`: a checkpoint directory, a hub id found in the local Hugging
+//! Face cache (never downloaded here), or `synthetic:NAME`.
+
+use super::model::Model;
+use super::synthetic::{synthetic_desc, synthetic_weights};
+use super::weights::WeightStore;
+use crate::config::load_config;
+use crate::error::{Error, Result};
+use crate::presets::find_preset;
+use candle_core::{DType, Device};
+use std::path::{Path, PathBuf};
+
+/// The Hugging Face hub cache folder: `HF_HUB_CACHE`, else `HF_HOME/hub`, else
+/// `~/.cache/huggingface/hub`.
+pub fn hf_hub_cache() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("HF_HUB_CACHE") {
+        return Some(PathBuf::from(p));
+    }
+    if let Some(p) = std::env::var_os("HF_HOME") {
+        return Some(PathBuf::from(p).join("hub"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/huggingface/hub"))
+}
+
+/// The snapshot folder of `org/name` in a hub cache: `models--org--name/snapshots/<refs/main>`,
+/// or the only snapshot when there is no `refs/main`.
+pub fn find_in_hub_cache(cache: &Path, id: &str) -> Option<PathBuf> {
+    let repo = cache.join(format!("models--{}", id.replace('/', "--")));
+    let snapshots = repo.join("snapshots");
+    if let Ok(rev) = std::fs::read_to_string(repo.join("refs/main")) {
+        let p = snapshots.join(rev.trim());
+        if p.join("config.json").is_file() {
+            return Some(p);
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&snapshots)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("config.json").is_file())
+        .collect();
+    if found.len() == 1 {
+        found.pop()
+    } else {
+        None
+    }
+}
+
+/// Loads a model for the engine.
+pub fn load_model(arg: &str, device: &Device, dtype: DType, seed: u64) -> Result<Model> {
+    if let Some(name) = arg.strip_prefix("synthetic:") {
+        let desc = synthetic_desc(name)?;
+        let w = synthetic_weights(&desc, seed)?;
+        return Model::load(desc, &w, dtype, device);
+    }
+    let path = Path::new(arg);
+    let dir = if path.is_dir() {
+        path.to_path_buf()
+    } else if arg.contains('/') && !path.exists() {
+        let cache = hf_hub_cache();
+        match cache.as_deref().and_then(|c| find_in_hub_cache(c, arg)) {
+            Some(p) => p,
+            None => {
+                return Err(Error::Invalid(format!(
+                    "--model {arg}: not a directory and not in the local Hugging Face cache ({}); fetch it on a machine with network access (`huggingface-cli download {arg}`) or pass a checkpoint directory",
+                    cache.map_or("no cache folder".into(), |c| c.display().to_string())
+                )))
+            }
+        }
+    } else if find_preset(arg).is_some() {
+        return Err(Error::Invalid(format!(
+            "--model {arg}: presets describe real checkpoints but carry no weights; pass the checkpoint directory, or use synthetic:NAME (moecap synth --list)"
+        )));
+    } else {
+        return Err(Error::Invalid(format!(
+            "--model {arg}: no such directory, cached hub model or synthetic:NAME"
+        )));
+    };
+    let cfg = dir.join("config.json");
+    if !cfg.is_file() {
+        return Err(Error::Invalid(format!(
+            "--model: {} has no config.json",
+            dir.display()
+        )));
+    }
+    let desc = load_config(&cfg)?;
+    let w = WeightStore::open(&dir)?;
+    Model::load(desc, &w, dtype, device)
+}
