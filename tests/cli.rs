@@ -379,7 +379,7 @@ fn inspect_cross_checks_a_checkpoint_and_fails_on_mismatch() {
         br#"{"model.embed_tokens.weight":{"dtype":"F32","shape":[4,8],"data_offsets":[0,128]}}"#;
     let mut f = (header.len() as u64).to_le_bytes().to_vec();
     f.extend_from_slice(header);
-    f.extend(std::iter::repeat(0u8).take(128));
+    f.extend(std::iter::repeat_n(0u8, 128));
     std::fs::write(dir.join("model.safetensors"), f).unwrap();
     let d = dir.display().to_string();
     let out = moecap(&["inspect", "--model", &d]);

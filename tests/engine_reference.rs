@@ -65,7 +65,11 @@ fn logits_and_routing_match_transformers() {
             let prompt = ids(&exp[&format!("input_ids.{b}")]);
             let mut seq = eng.new_sequence();
             let out = eng
-                .forward(&mut [&mut seq], std::slice::from_ref(&prompt), LogitsMode::All)
+                .forward(
+                    &mut [&mut seq],
+                    std::slice::from_ref(&prompt),
+                    LogitsMode::All,
+                )
                 .unwrap();
             let want = &exp[&format!("logits.{b}")];
             let err = max_abs(&out[0], want);

@@ -32,7 +32,7 @@ fn write_safetensors(path: &Path, tensors: &[TensorSpec], truncate: usize) {
     let h = serde_json::to_vec(&header).unwrap();
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
     out.extend_from_slice(&h);
-    out.extend(std::iter::repeat(0u8).take(offset - truncate));
+    out.extend(std::iter::repeat_n(0u8, offset - truncate));
     std::fs::write(path, out).unwrap();
 }
 
