@@ -7,6 +7,13 @@ use moecap::compat::{compat_pass, compat_peaks, compat_phase, CompatModel, Compa
 use moecap::descriptor::{Attention, Ffn, ModelDesc};
 use moecap::detect::{detect_host, match_cpu};
 use moecap::dtype::DType;
+use moecap::engine::device::parse_engine_dtype;
+use moecap::engine::generate::{generate, GenerateParams};
+use moecap::engine::io::{append_records, parse_input_ids, write_checkpoint, write_logits_file};
+use moecap::engine::loader::load_model;
+use moecap::engine::sampling::{Sampler, SplitMix64};
+use moecap::engine::synthetic::{random_tensors, shrunk_config, synthetic_desc, Shrink, SYNTHETIC};
+use moecap::engine::{parse_device, Engine, LogitsMode};
 use moecap::hardware::{Hardware, HardwareTable};
 use moecap::metrics::{exact_metrics, MetricsReport, Peaks, PhaseMetrics};
 use moecap::params::model_params;
@@ -80,6 +87,82 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the engine on token ids and write full logits and routing to a safetensors file.
+    Logits {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Token ids: sequences separated by `;`, ids by `,` (e.g. "1,2,3;4,5").
+        #[arg(long, value_name = "IDS")]
+        input_ids: String,
+        /// The output file.
+        #[arg(long, value_name = "FILE.safetensors")]
+        output: PathBuf,
+    },
+    /// Generate tokens with the engine and report times and routing.
+    Generate {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Prompt token ids: sequences separated by `;`, ids by `,`.
+        #[arg(long, value_name = "IDS")]
+        input_ids: String,
+        /// Tokens to generate per sequence at most.
+        #[arg(long, default_value_t = 32)]
+        max_new_tokens: usize,
+        /// Greedy decoding (the default unless --temperature is given).
+        #[arg(long, conflicts_with = "temperature")]
+        greedy: bool,
+        /// Sampling temperature (> 0).
+        #[arg(long)]
+        temperature: Option<f64>,
+        /// Nucleus sampling mass, with --temperature.
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        /// Sampling seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Do not stop at end-of-sequence tokens.
+        #[arg(long)]
+        ignore_eos: bool,
+        /// Write the probe's per-pass records (JSON lines) here.
+        #[arg(long, value_name = "FILE")]
+        records: Option<PathBuf>,
+        /// Switch the probe off (no routing summary, no records).
+        #[arg(long, conflicts_with = "records")]
+        no_probe: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a synthetic checkpoint (seeded random weights) in Hugging Face layout.
+    Synth {
+        /// A synthetic model (tiny-mixtral, mixtral-mid, ...) or a preset to copy the shape of.
+        #[arg(long, value_name = "NAME")]
+        like: Option<String>,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// New hidden size (intermediate sizes scale with it).
+        #[arg(long)]
+        hidden: Option<usize>,
+        /// New number of layers.
+        #[arg(long)]
+        layers: Option<usize>,
+        /// New number of routed experts.
+        #[arg(long)]
+        experts: Option<usize>,
+        /// New vocabulary size.
+        #[arg(long)]
+        vocab: Option<usize>,
+        /// New number of attention heads.
+        #[arg(long)]
+        heads: Option<usize>,
+        /// Weight seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// List the synthetic models.
+        #[arg(long)]
+        list: bool,
+    },
     /// The hardware table and this machine.
     Hw {
         #[command(subcommand)]
@@ -108,6 +191,31 @@ struct ModelArgs {
     /// A preset name (see `moecap models`), a checkpoint directory or a config.json.
     #[arg(long, value_name = "DIR|PRESET")]
     model: String,
+}
+
+#[derive(Args)]
+struct EngineArgs {
+    /// A checkpoint directory, a hub id in the local Hugging Face cache, or synthetic:NAME.
+    #[arg(long, value_name = "DIR|ID|synthetic:NAME")]
+    model: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// f32, f16 or bf16 [default: f32 on CPU, bf16 on CUDA].
+    #[arg(long)]
+    dtype: Option<String>,
+    /// Seed of synthetic weights.
+    #[arg(long, default_value_t = 0)]
+    weights_seed: u64,
+}
+
+impl EngineArgs {
+    fn load(&self, probe: bool) -> Result<Engine> {
+        let device = parse_device(&self.device)?;
+        let dtype = parse_engine_dtype(self.dtype.as_deref(), &device)?;
+        let model = load_model(&self.model, &device, dtype, self.weights_seed)?;
+        Ok(Engine::new(model, probe))
+    }
 }
 
 #[derive(Args)]
@@ -242,6 +350,96 @@ fn run(cli: Cli) -> Result<()> {
             formula,
             json,
         } => cmd_metrics(records, &model.model, device, &table()?, *formula, *json),
+        Command::Logits {
+            engine,
+            input_ids,
+            output,
+        } => cmd_logits(engine, input_ids, output),
+        Command::Generate {
+            engine,
+            input_ids,
+            max_new_tokens,
+            greedy: _,
+            temperature,
+            top_p,
+            seed,
+            ignore_eos,
+            records,
+            no_probe,
+            json,
+        } => {
+            let sampler = match temperature {
+                None => Sampler::Greedy,
+                Some(t) if *t > 0.0 && t.is_finite() => {
+                    if !(*top_p > 0.0 && *top_p <= 1.0) {
+                        bail!("--top-p must be in (0, 1]");
+                    }
+                    Sampler::Random {
+                        temperature: *t,
+                        top_p: *top_p,
+                        rng: SplitMix64::new(*seed),
+                    }
+                }
+                Some(_) => bail!("--temperature must be positive (use --greedy for argmax)"),
+            };
+            cmd_generate(
+                engine,
+                input_ids,
+                *max_new_tokens,
+                sampler,
+                *ignore_eos,
+                records.as_deref(),
+                !*no_probe,
+                *json,
+            )
+        }
+        Command::Synth {
+            like,
+            out,
+            hidden,
+            layers,
+            experts,
+            vocab,
+            heads,
+            seed,
+            list,
+        } => {
+            if *list {
+                let mut t = Table::new(&["name", "parameters", "about"]).left(2);
+                for m in SYNTHETIC {
+                    let d = synthetic_desc(m.name)?;
+                    t.row(vec![
+                        format!("synthetic:{}", m.name),
+                        si(model_params(&d).total() as f64),
+                        m.about.to_string(),
+                    ]);
+                }
+                print!("{}", t.render());
+                return Ok(());
+            }
+            let (Some(like), Some(out)) = (like, out) else {
+                bail!("synth needs --like NAME and --out DIR (or --list)");
+            };
+            let shrink = Shrink {
+                hidden: *hidden,
+                layers: *layers,
+                experts: *experts,
+                vocab: *vocab,
+                heads: *heads,
+            };
+            let cfg = shrunk_config(like, &shrink)?;
+            let desc = moecap::config::parse_config(&cfg.to_string(), "synth")?;
+            let tensors = random_tensors(&desc, *seed)?;
+            write_checkpoint(out, &cfg, &tensors)?;
+            println!(
+                "wrote {} ({} {}, {} parameters, seed {seed}; random weights: outputs are meaningless)",
+                out.display(),
+                desc.architecture,
+                like,
+                si(model_params(&desc).total() as f64)
+            );
+            Ok(())
+        }
         Command::Hw { command } => match command {
             HwCommand::List { json } => cmd_hw_list(&table()?, *json),
             HwCommand::Detect { json } => cmd_hw_detect(&table()?, *json),
@@ -854,4 +1052,153 @@ fn cmd_hw_detect(table: &HardwareTable, json: bool) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+fn cmd_logits(args: &EngineArgs, input_ids: &str, output: &std::path::Path) -> Result<()> {
+    let prompts = parse_input_ids(input_ids)?;
+    let mut engine = args.load(true)?;
+    let mut seqs: Vec<_> = prompts.iter().map(|_| engine.new_sequence()).collect();
+    let mut refs: Vec<_> = seqs.iter_mut().collect();
+    let logits = engine.forward(&mut refs, &prompts, LogitsMode::All)?;
+    let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
+    write_logits_file(output, &logits, &lengths, engine.last_record())?;
+    let moe = engine.last_record().map_or(0, |r| r.topk.len());
+    println!(
+        "wrote {}: logits [{}, {}, {}] and routing of {moe} MoE layers",
+        output.display(),
+        prompts.len(),
+        lengths.iter().max().unwrap_or(&0),
+        engine.model.desc.vocab_size
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_generate(
+    args: &EngineArgs,
+    input_ids: &str,
+    max_new_tokens: usize,
+    sampler: Sampler,
+    ignore_eos: bool,
+    records: Option<&std::path::Path>,
+    probe: bool,
+    json: bool,
+) -> Result<()> {
+    let prompts = parse_input_ids(input_ids)?;
+    let mut engine = args.load(probe)?;
+    let mut params = GenerateParams {
+        max_new_tokens,
+        sampler,
+        eos: if ignore_eos {
+            Vec::new()
+        } else {
+            engine.model.desc.eos_token_ids.clone()
+        },
+    };
+    if let Some(r) = records {
+        // start a fresh file
+        std::fs::write(r, b"").map_err(|e| anyhow::anyhow!("{}: {e}", r.display()))?;
+    }
+    let outputs = generate(&mut engine, &prompts, &mut params)?;
+    let recs = engine.take_records();
+    if let Some(r) = records {
+        append_records(r, &recs)?;
+    }
+    let routing = routing_summary(&engine.model.desc, &recs);
+    let tpots: Vec<f64> = outputs
+        .iter()
+        .flat_map(|o| o.token_times_s.clone())
+        .collect();
+    let mean_tpot = if tpots.is_empty() {
+        None
+    } else {
+        Some(tpots.iter().sum::<f64>() / tpots.len() as f64)
+    };
+    if json {
+        return print_json(&json!({
+            "model": engine.model.desc.display_name(),
+            "generated_ids": outputs.iter().map(|o| o.generated_ids.clone()).collect::<Vec<_>>(),
+            "sequences": outputs,
+            "ttft_s": outputs.first().map(|o| o.ttft_s),
+            "mean_tpot_s": mean_tpot,
+            "routing": routing,
+        }));
+    }
+    for (i, o) in outputs.iter().enumerate() {
+        println!(
+            "sequence {i}: {} prompt tokens, {} generated ({:?}): {:?}",
+            o.prompt_tokens,
+            o.generated_ids.len(),
+            o.finish,
+            o.generated_ids
+        );
+    }
+    if let Some(o) = outputs.first() {
+        println!(
+            "time to first token {}, mean time per output token {}",
+            secs(o.ttft_s),
+            mean_tpot.map_or("-".into(), secs)
+        );
+    }
+    if let Some(r) = routing.as_array() {
+        let mut t = Table::new(&["phase", "passes", "experts/layer", "uniform"]);
+        for p in r {
+            t.row(vec![
+                p["phase"].as_str().unwrap_or("").to_string(),
+                p["passes"].to_string(),
+                format!("{:.2}", p["mean_activated_experts"].as_f64().unwrap_or(0.0)),
+                format!(
+                    "{:.2}",
+                    p["uniform_expected_experts"].as_f64().unwrap_or(0.0)
+                ),
+            ]);
+        }
+        if !r.is_empty() {
+            print!("{}", t.render());
+        }
+    }
+    Ok(())
+}
+
+/// Mean distinct experts per MoE layer per phase, beside the uniform-routing expectation.
+fn routing_summary(
+    desc: &ModelDesc,
+    recs: &[moecap::engine::probe::EngineRecord],
+) -> serde_json::Value {
+    let mut out = Vec::new();
+    for phase in [
+        moecap::accounting::Phase::Prefill,
+        moecap::accounting::Phase::Decode,
+    ] {
+        let mut passes = 0usize;
+        let mut act = 0.0;
+        let mut uni = 0.0;
+        let mut n = 0.0;
+        for r in recs.iter().filter(|r| r.pass.phase == phase) {
+            passes += 1;
+            let tokens = r.pass.total_new_tokens();
+            for (l, m) in desc.moe_layers() {
+                if let Some(moecap::records::LayerExperts::Ids(ids)) =
+                    r.pass.experts.get(&l.index.to_string())
+                {
+                    act += ids.len() as f64;
+                    uni += moecap::accounting::uniform_expected_experts(
+                        m.num_experts,
+                        m.top_k,
+                        tokens,
+                    );
+                    n += 1.0;
+                }
+            }
+        }
+        if passes > 0 && n > 0.0 {
+            out.push(json!({
+                "phase": phase.name(),
+                "passes": passes,
+                "mean_activated_experts": act / n,
+                "uniform_expected_experts": uni / n,
+            }));
+        }
+    }
+    serde_json::Value::Array(out)
 }

@@ -5,6 +5,7 @@
 pub struct Table {
     header: Vec<String>,
     rows: Vec<Vec<String>>,
+    left: Vec<usize>,
 }
 
 impl Table {
@@ -13,7 +14,14 @@ impl Table {
         Table {
             header: header.iter().map(|s| s.to_string()).collect(),
             rows: Vec::new(),
+            left: vec![0],
         }
+    }
+
+    /// Left-aligns column `col` too (text columns).
+    pub fn left(mut self, col: usize) -> Self {
+        self.left.push(col);
+        self
     }
 
     /// Appends a row (missing cells are blank).
@@ -21,7 +29,8 @@ impl Table {
         self.rows.push(cells);
     }
 
-    /// Renders the table; the first column is left-aligned, the others right-aligned.
+    /// Renders the table; the first column and those marked with [`Table::left`] are
+    /// left-aligned, the others right-aligned.
     pub fn render(&self) -> String {
         let cols = self.header.len();
         let mut width = vec![0usize; cols];
@@ -35,7 +44,7 @@ impl Table {
             let mut cells = Vec::with_capacity(cols);
             for (i, w) in width.iter().enumerate() {
                 let c = r.get(i).map(String::as_str).unwrap_or("");
-                cells.push(if i == 0 {
+                cells.push(if self.left.contains(&i) {
                     format!("{c:<w$}")
                 } else {
                     format!("{c:>w$}")

@@ -6,6 +6,7 @@ pub mod attention;
 pub mod cache;
 pub mod device;
 pub mod generate;
+pub mod io;
 pub mod layers;
 pub mod loader;
 pub mod model;

@@ -112,3 +112,158 @@ pub fn synthetic_weights(desc: &ModelDesc, seed: u64) -> Result<WeightStore> {
         &desc.source,
     ))
 }
+
+/// Sizes to change when writing a synthetic copy of a preset.
+#[derive(Debug, Clone, Default)]
+pub struct Shrink {
+    /// New hidden size (intermediate sizes scale with it; head counts stay, head size follows).
+    pub hidden: Option<usize>,
+    /// New layer count.
+    pub layers: Option<usize>,
+    /// New routed-expert count (top-k is capped to it).
+    pub experts: Option<usize>,
+    /// New vocabulary size.
+    pub vocab: Option<usize>,
+    /// New attention head count (KV heads are capped to it).
+    pub heads: Option<usize>,
+}
+
+/// The `config.json` of a synthetic model or a preset, with `shrink` applied; the result parses
+/// as a valid config of the same family.
+pub fn shrunk_config(like: &str, shrink: &Shrink) -> Result<serde_json::Value> {
+    let text = match SYNTHETIC.iter().find(|m| m.name == like) {
+        Some(m) => m.config,
+        None => {
+            crate::presets::find_preset(like)
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "--like {like}: not a synthetic model ({}) or a preset (moecap models)",
+                        SYNTHETIC
+                            .iter()
+                            .map(|m| m.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?
+                .config
+        }
+    };
+    let mut v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::Invalid(e.to_string()))?;
+    let dbrx = v.get("d_model").is_some();
+    // (top-level key, nested object and key) per concept: Hugging Face names, or DBRX's.
+    let key = |hf: &'static str,
+               dbrx_path: (&'static str, &'static str)|
+     -> (&'static str, &'static str) {
+        if dbrx {
+            dbrx_path
+        } else {
+            ("", hf)
+        }
+    };
+    fn slot<'v>(
+        v: &'v mut serde_json::Value,
+        (obj, k): (&str, &str),
+    ) -> Option<&'v mut serde_json::Value> {
+        let o = if obj.is_empty() { v } else { v.get_mut(obj)? };
+        o.as_object_mut()?.get_mut(k)
+    }
+    fn num(v: &mut serde_json::Value, at: (&str, &str)) -> Option<u64> {
+        slot(v, at).and_then(|x| x.as_u64())
+    }
+    fn set(v: &mut serde_json::Value, at: (&str, &str), n: u64) {
+        if let Some(x) = slot(v, at) {
+            *x = n.into();
+        } else if at.0.is_empty() {
+            if let Some(o) = v.as_object_mut() {
+                o.insert(at.1.into(), n.into());
+            }
+        }
+    }
+    let hidden_k = key("hidden_size", ("", "d_model"));
+    let heads_k = key("num_attention_heads", ("", "n_heads"));
+    let kv_k = key("num_key_value_heads", ("attn_config", "kv_n_heads"));
+    let layers_k = key("num_hidden_layers", ("", "n_layers"));
+    if let Some(h) = shrink.heads {
+        if h == 0 {
+            return Err(Error::Invalid("--heads must be positive".into()));
+        }
+        set(&mut v, heads_k, h as u64);
+        let kv = num(&mut v, kv_k).unwrap_or(h as u64);
+        if kv > h as u64 || h as u64 % kv != 0 {
+            set(&mut v, kv_k, h as u64);
+        }
+    }
+    if let Some(h) = shrink.hidden {
+        let old = num(&mut v, hidden_k).unwrap_or(1);
+        let heads = num(&mut v, heads_k).unwrap_or(1);
+        if h == 0 || h as u64 % heads != 0 {
+            return Err(Error::Invalid(format!(
+                "--hidden {h} must be a positive multiple of the head count ({heads}); set --heads too"
+            )));
+        }
+        let ratio = h as f64 / old as f64;
+        for at in [
+            ("", "intermediate_size"),
+            ("", "moe_intermediate_size"),
+            ("", "shared_expert_intermediate_size"),
+            ("ffn_config", "ffn_hidden_size"),
+        ] {
+            if let Some(x) = num(&mut v, at) {
+                set(&mut v, at, (x as f64 * ratio).round().max(1.0) as u64);
+            }
+        }
+        if num(&mut v, ("", "head_dim")).is_some() {
+            set(&mut v, ("", "head_dim"), h as u64 / heads);
+        }
+        set(&mut v, hidden_k, h as u64);
+    }
+    if let Some(l) = shrink.layers {
+        set(&mut v, layers_k, l as u64);
+        if let Some(serde_json::Value::Array(a)) = slot(&mut v, ("", "mlp_only_layers")) {
+            a.retain(|x| x.as_u64().is_some_and(|i| (i as usize) < l));
+        }
+        if num(&mut v, ("", "first_k_dense_replace")).is_some_and(|f| f as usize > l) {
+            set(&mut v, ("", "first_k_dense_replace"), l as u64);
+        }
+    }
+    if let Some(e) = shrink.experts {
+        let at = [
+            ("", "num_local_experts"),
+            ("", "num_experts"),
+            ("", "n_routed_experts"),
+            ("ffn_config", "moe_num_experts"),
+        ]
+        .into_iter()
+        .find(|at| slot(&mut v, *at).is_some())
+        .ok_or_else(|| Error::Invalid("--experts: this layout has no experts".into()))?;
+        set(&mut v, at, e as u64);
+        for k in [("", "num_experts_per_tok"), ("ffn_config", "moe_top_k")] {
+            if num(&mut v, k).is_some_and(|k| k as usize > e) {
+                set(&mut v, k, e as u64);
+            }
+        }
+        // Keep group-limited routing feasible: groups must divide the experts and the kept
+        // groups must hold at least top-k experts; otherwise route without groups.
+        let k = num(&mut v, ("", "num_experts_per_tok")).unwrap_or(1);
+        let g = num(&mut v, ("", "n_group")).unwrap_or(1).max(1);
+        let kept = num(&mut v, ("", "topk_group")).unwrap_or(g);
+        if g > 1 && (e as u64 % g != 0 || (e as u64 / g) * kept < k) {
+            set(&mut v, ("", "n_group"), 1);
+            set(&mut v, ("", "topk_group"), 1);
+        }
+    }
+    if let Some(vs) = shrink.vocab {
+        set(&mut v, ("", "vocab_size"), vs as u64);
+    }
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| Error::Invalid("config is not an object".into()))?;
+    // The weights are written in f32, unquantised.
+    obj.remove("quantization_config");
+    obj.remove("dtype");
+    obj.insert("torch_dtype".into(), "float32".into());
+    // validate
+    parse_config(&v.to_string(), &format!("synth --like {like}"))?;
+    Ok(v)
+}
