@@ -1,10 +1,11 @@
 //! Building blocks shared by every family: RMS norm, linear layers stored pre-transposed (with
 //! fused projections), and the gated SiLU MLP used by dense layers, routed and shared experts.
 
+use super::kernels::{skinny_matmul, MAX_ROWS};
 use super::weights::WeightStore;
 use crate::error::Result;
 use crate::naming::Proj;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Storage, Tensor};
 
 /// RMSNorm with a learned scale.
 #[derive(Debug, Clone)]
@@ -39,11 +40,12 @@ impl RmsNorm {
     }
 }
 
-/// `y = x · Wᵀ (+ b)` with `Wᵀ` stored contiguous `[in, out]`; several checkpoint projections
-/// of the same input may be concatenated into one.
+/// `y = x · Wᵀ (+ b)` with `W` kept in the checkpoint layout `[out, in]`; several projections
+/// of the same input may be concatenated into one. Products with few rows of `x` on the CPU in
+/// f32 use [`skinny_matmul`]; the rest use candle's GEMM on the transposed view.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    wt: Tensor,
+    w: Tensor,
     bias: Option<Tensor>,
 }
 
@@ -65,13 +67,17 @@ impl Linear {
                 bs.push(w.get(b, &[*rows], dtype, dev)?);
             }
         }
-        let wt = Tensor::cat(&ws, 0)?.t()?.contiguous()?;
+        let w = if ws.len() == 1 {
+            ws.remove(0).contiguous()?
+        } else {
+            Tensor::cat(&ws, 0)?
+        };
         let bias = if bs.is_empty() {
             None
         } else {
             Some(Tensor::cat(&bs, 0)?)
         };
-        Ok(Linear { wt, bias })
+        Ok(Linear { w, bias })
     }
 
     /// One projection without bias.
@@ -86,13 +92,56 @@ impl Linear {
         Self::fused(w, &[(name.to_string(), None, rows)], inp, dtype, dev)
     }
 
+    /// A layer from a weight `[out, in]` already loaded (the tied LM head).
+    pub fn from_weight(w: Tensor) -> Self {
+        Linear { w, bias: None }
+    }
+
     /// Applies the layer to `x` `[T, in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.wt)?;
+        let y = match self.skinny(x)? {
+            Some(y) => y,
+            None => x.matmul(&self.w.t()?)?,
+        };
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
+    }
+
+    /// The product through [`skinny_matmul`] when it applies.
+    fn skinny(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let m = x.dim(0)?;
+        if m == 0
+            || m > MAX_ROWS
+            || !self.w.device().is_cpu()
+            || self.w.dtype() != DType::F32
+            || x.dtype() != DType::F32
+        {
+            return Ok(None);
+        }
+        let x = x.contiguous()?;
+        let (n, k) = self.w.dims2()?;
+        let y = {
+            let (xs, xl) = x.storage_and_layout();
+            let (ws, wl) = self.w.storage_and_layout();
+            let (Storage::Cpu(xc), Storage::Cpu(wc)) = (&*xs, &*ws) else {
+                return Ok(None);
+            };
+            let (Some((x0, x1)), Some((w0, w1))) =
+                (xl.contiguous_offsets(), wl.contiguous_offsets())
+            else {
+                return Ok(None);
+            };
+            skinny_matmul(
+                &xc.as_slice::<f32>()?[x0..x1],
+                m,
+                k,
+                &wc.as_slice::<f32>()?[w0..w1],
+                n,
+            )
+        };
+        Ok(Some(Tensor::from_vec(y, (m, n), &Device::Cpu)?))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod device;
 pub mod generate;
 pub mod io;
+pub mod kernels;
 pub mod layers;
 pub mod loader;
 pub mod model;

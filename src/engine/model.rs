@@ -4,7 +4,7 @@
 
 use super::attention::{Attention, SeqSpan};
 use super::cache::KvCache;
-use super::layers::RmsNorm;
+use super::layers::{Linear, RmsNorm};
 use super::moe::FeedForward;
 use super::probe::{EngineRecord, Lap, LayerTiming, PassProbe, PassTiming};
 use super::rope::Rope;
@@ -42,7 +42,7 @@ pub struct Model {
     embed: Tensor,
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
-    lm_head_t: Tensor,
+    lm_head: Linear,
     rope: Rope,
     /// Weights' dtype.
     pub dtype: DType,
@@ -100,7 +100,7 @@ impl Model {
         let head_dim = desc.attention().qk_head_dim();
         Ok(Model {
             norm: RmsNorm::new(w, &n.final_norm(), d, desc.norm_eps, dtype, device)?,
-            lm_head_t: lm_head.t()?.contiguous()?,
+            lm_head: Linear::from_weight(lm_head),
             rope: Rope::new(&desc.rope, head_dim)?,
             embed,
             layers,
@@ -269,9 +269,8 @@ impl Engine {
             x.index_select(&r, 0)?
         };
         let logits = m
-            .norm
-            .forward(&sel)?
-            .matmul(&m.lm_head_t)?
+            .lm_head
+            .forward(&m.norm.forward(&sel)?)?
             .to_dtype(DType::F32)?;
         let mut out = Vec::with_capacity(spans.len());
         let mut row = 0;

@@ -263,7 +263,11 @@ pub fn shrunk_config(like: &str, shrink: &Shrink) -> Result<serde_json::Value> {
     obj.remove("quantization_config");
     obj.remove("dtype");
     obj.insert("torch_dtype".into(), "float32".into());
-    // validate
-    parse_config(&v.to_string(), &format!("synth --like {like}"))?;
+    // validate, and name the model type as transformers expects it
+    let desc = parse_config(&v.to_string(), &format!("synth --like {like}"))?;
+    if let Some(o) = v.as_object_mut() {
+        o.entry("model_type")
+            .or_insert_with(|| desc.family.short().into());
+    }
     Ok(v)
 }
