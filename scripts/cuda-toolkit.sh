@@ -4,8 +4,27 @@
 # driver library. Prints the toolkit folder (MOECAP_CUDA_HOME, default ~/.cache/moecap-cuda13).
 set -euo pipefail
 root="${MOECAP_CUDA_HOME:-$HOME/.cache/moecap-cuda13}"
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+
+# A link-only stand-in for the driver library libcuda.so.1, which no wheel ships: it defines
+# every cu* function cudarc declares, each returning CUDA_ERROR_UNKNOWN. The real driver
+# library replaces it at run time on a GPU machine.
+make_stub() {
+  (cd "$repo" && cargo fetch -q >&2)
+  local src
+  src=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d -name 'cudarc-0.19*' | sort | tail -n1)
+  [ -n "$src" ] || { echo "error: cudarc sources not found after cargo fetch" >&2; exit 1; }
+  grep -ho 'pub unsafe fn cu[A-Za-z0-9_]*' "$src/src/driver/sys/mod.rs" | sort -u \
+    | sed 's/pub unsafe fn \(.*\)/int \1(void) { return 999; }/' > "$root/libcuda_stub.c"
+  gcc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$root/lib/libcuda.so.1" "$root/libcuda_stub.c"
+  ln -sf libcuda.so.1 "$root/lib/libcuda.so"
+}
+
 if [ -x "$root/bin/nvcc" ] && [ -e "$root/lib/libcuda.so" ]; then
   echo "$root"; exit 0
+fi
+if [ -x "$root/bin/nvcc" ]; then
+  make_stub; echo "$root"; exit 0
 fi
 wheels="$root.wheels"
 mkdir -p "$wheels" "$root"
@@ -30,4 +49,5 @@ for n in cublas cublasLt cudart nvrtc; do
 done
 f=$(ls libcurand.so.* 2>/dev/null | head -n1 || true)
 [ -n "$f" ] && ln -sf "$f" libcurand.so
+make_stub
 echo "$root"

@@ -203,7 +203,7 @@ impl Engine {
         let on = self.probe;
         let start = Instant::now();
         let mut probe = PassProbe::default();
-        let mut lap = Lap::start(on);
+        let mut lap = Lap::start(on, &m.device);
         let mut spans = Vec::with_capacity(seqs.len());
         let mut positions = Vec::new();
         let mut flat = Vec::new();
@@ -228,7 +228,7 @@ impl Engine {
                 layer: i,
                 ..Default::default()
             };
-            let mut lap = Lap::start(on);
+            let mut lap = Lap::start(on, &m.device);
             let h = layer.input_norm.forward(&x)?;
             timing.other_s += lap.lap();
             let a = layer
@@ -244,7 +244,7 @@ impl Engine {
                 None
             };
             let f = layer.ffn.forward(&h, routing, &mut timing, on)?;
-            let mut lap = Lap::start(on);
+            let mut lap = Lap::start(on, &m.device);
             x = (x + f)?;
             timing.other_s += lap.lap();
             if on {
@@ -254,7 +254,7 @@ impl Engine {
         for c in caches.iter_mut() {
             c.commit();
         }
-        let mut lap = Lap::start(on);
+        let mut lap = Lap::start(on, &m.device);
         let rows: Vec<u32> = match mode {
             LogitsMode::All => (0..n_tok as u32).collect(),
             LogitsMode::Last => spans

@@ -120,7 +120,7 @@ impl FeedForward {
         timing: &mut LayerTiming,
         on: bool,
     ) -> Result<Tensor> {
-        let mut lap = Lap::start(on);
+        let mut lap = Lap::start(on, x.device());
         match self {
             FeedForward::Dense(mlp) => {
                 let y = mlp.forward(x)?;

@@ -3,6 +3,7 @@
 //! and skips every clock read. Its records extend the per-pass record format of `docs/records.md`.
 
 use crate::records::PassRecord;
+use candle_core::Device;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -70,19 +71,35 @@ pub struct EngineRecord {
     pub timing: PassTiming,
 }
 
-/// A stopwatch that reads the clock only when the probe is on.
+/// A stopwatch that reads the clock only when the probe is on. On an accelerator it waits for
+/// the device before each reading, so that a region's time is its kernels' time (this
+/// serialisation is part of the probe's measured overhead).
 #[derive(Debug)]
-pub struct Lap(Option<Instant>);
+pub struct Lap {
+    at: Option<Instant>,
+    sync: Option<Device>,
+}
 
 impl Lap {
     /// Starts if `on`.
-    pub fn start(on: bool) -> Self {
-        Lap(on.then(Instant::now))
+    pub fn start(on: bool, device: &Device) -> Self {
+        let sync = (on && !device.is_cpu()).then(|| device.clone());
+        if let Some(d) = &sync {
+            // A failed synchronisation surfaces at the next tensor operation.
+            let _ = d.synchronize();
+        }
+        Lap {
+            at: on.then(Instant::now),
+            sync,
+        }
     }
 
     /// Seconds since the last lap (0 when off), restarting the watch.
     pub fn lap(&mut self) -> f64 {
-        match &mut self.0 {
+        if let Some(d) = &self.sync {
+            let _ = d.synchronize();
+        }
+        match &mut self.at {
             Some(t) => {
                 let now = Instant::now();
                 let s = now.duration_since(*t).as_secs_f64();

@@ -1,0 +1,29 @@
+//! One MoE layer forward (router, routed experts, scatter) of the Mixtral-shaped synthetic model
+//! `mixtral-mid` (hidden 1024, 8 experts of 2048, top-2) at batch 1 and 32, f32 on CPU.
+
+use candle_core::{DType, Device, Tensor};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use moecap::engine::moe::FeedForward;
+use moecap::engine::probe::LayerTiming;
+use moecap::engine::synthetic::{synthetic_desc, synthetic_weights};
+
+fn moe_layer(c: &mut Criterion) {
+    let mut desc = synthetic_desc("mixtral-mid").expect("synthetic model");
+    desc.layers.truncate(1);
+    let w = synthetic_weights(&desc, 0).expect("weights");
+    let ffn = FeedForward::new(&desc, 0, &w, DType::F32, &Device::Cpu).expect("layer");
+    let mut g = c.benchmark_group("moe_layer_mixtral_mid");
+    for batch in [1usize, 32] {
+        let x = Tensor::randn(0f32, 1.0, (batch, desc.hidden_size), &Device::Cpu).expect("input");
+        g.bench_with_input(BenchmarkId::from_parameter(batch), &x, |b, x| {
+            b.iter(|| {
+                let mut t = LayerTiming::default();
+                ffn.forward(x, None, &mut t, false).expect("forward")
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, moe_layer);
+criterion_main!(benches);
