@@ -10,9 +10,10 @@ use moecap::dtype::DType;
 use moecap::engine::device::parse_engine_dtype;
 use moecap::engine::generate::{generate, GenerateParams};
 use moecap::engine::io::{append_records, parse_input_ids, write_checkpoint, write_logits_file};
-use moecap::engine::loader::load_model;
+use moecap::engine::loader::{checkpoint_dir, load_model};
 use moecap::engine::sampling::{Sampler, SplitMix64};
 use moecap::engine::synthetic::{random_tensors, shrunk_config, synthetic_desc, Shrink, SYNTHETIC};
+use moecap::engine::text::TextCodec;
 use moecap::engine::{parse_device, Engine, LogitsMode};
 use moecap::hardware::{Hardware, HardwareTable};
 use moecap::metrics::{exact_metrics, MetricsReport, Peaks, PhaseMetrics};
@@ -103,8 +104,19 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
         /// Prompt token ids: sequences separated by `;`, ids by `,`.
-        #[arg(long, value_name = "IDS")]
-        input_ids: String,
+        #[arg(
+            long,
+            value_name = "IDS",
+            required_unless_present = "prompt",
+            conflicts_with = "prompt"
+        )]
+        input_ids: Option<String>,
+        /// A text prompt (repeat for a batch); needs the checkpoint's tokenizer.json.
+        #[arg(long, value_name = "TEXT")]
+        prompt: Vec<String>,
+        /// Stop a sequence when its text contains this string (repeatable; needs a tokenizer).
+        #[arg(long, value_name = "STRING")]
+        stop: Vec<String>,
         /// Tokens to generate per sequence at most.
         #[arg(long, default_value_t = 32)]
         max_new_tokens: usize,
@@ -358,6 +370,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Generate {
             engine,
             input_ids,
+            prompt,
+            stop,
             max_new_tokens,
             greedy: _,
             temperature,
@@ -384,7 +398,9 @@ fn run(cli: Cli) -> Result<()> {
             };
             cmd_generate(
                 engine,
-                input_ids,
+                input_ids.as_deref(),
+                prompt,
+                stop,
                 *max_new_tokens,
                 sampler,
                 *ignore_eos,
@@ -1076,7 +1092,9 @@ fn cmd_logits(args: &EngineArgs, input_ids: &str, output: &std::path::Path) -> R
 #[allow(clippy::too_many_arguments)]
 fn cmd_generate(
     args: &EngineArgs,
-    input_ids: &str,
+    input_ids: Option<&str>,
+    prompt: &[String],
+    stop: &[String],
     max_new_tokens: usize,
     sampler: Sampler,
     ignore_eos: bool,
@@ -1084,9 +1102,28 @@ fn cmd_generate(
     probe: bool,
     json: bool,
 ) -> Result<()> {
-    let prompts = parse_input_ids(input_ids)?;
+    let codec = match checkpoint_dir(&args.model)? {
+        Some(d) => TextCodec::from_dir(&d)?,
+        None => None,
+    };
+    let prompts = match input_ids {
+        Some(ids) => parse_input_ids(ids)?,
+        None => {
+            let Some(c) = &codec else {
+                bail!("--prompt needs a tokenizer.json beside the model's config.json; give --input-ids instead");
+            };
+            prompt
+                .iter()
+                .map(|p| c.encode(p))
+                .collect::<moecap::Result<Vec<_>>>()?
+        }
+    };
+    if !stop.is_empty() && codec.is_none() {
+        bail!("--stop needs a tokenizer.json beside the model's config.json");
+    }
     let mut engine = args.load(probe)?;
     let mut params = GenerateParams {
+        stop: stop.to_vec(),
         max_new_tokens,
         sampler,
         eos: if ignore_eos {
@@ -1099,7 +1136,7 @@ fn cmd_generate(
         // start a fresh file
         std::fs::write(r, b"").map_err(|e| anyhow::anyhow!("{}: {e}", r.display()))?;
     }
-    let outputs = generate(&mut engine, &prompts, &mut params)?;
+    let outputs = generate(&mut engine, &prompts, &mut params, codec.as_ref())?;
     let recs = engine.take_records();
     if let Some(r) = records {
         append_records(r, &recs)?;
@@ -1132,6 +1169,9 @@ fn cmd_generate(
             o.finish,
             o.generated_ids
         );
+        if let Some(t) = &o.text {
+            println!("  text: {t:?}");
+        }
     }
     if let Some(o) = outputs.first() {
         println!(

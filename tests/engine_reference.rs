@@ -124,8 +124,9 @@ fn greedy_continuations_match_transformers() {
                 max_new_tokens: 12,
                 sampler: Sampler::Greedy,
                 eos: Vec::new(),
+                stop: Vec::new(),
             };
-            let out = generate(&mut eng, &prompts[b..b + 1], &mut p).unwrap();
+            let out = generate(&mut eng, &prompts[b..b + 1], &mut p, None).unwrap();
             assert_eq!(out[0].generated_ids, want[b], "{family} prompt {b}");
         }
         // both prompts batched: prefill of different lengths, then batched decode steps
@@ -133,8 +134,9 @@ fn greedy_continuations_match_transformers() {
             max_new_tokens: 12,
             sampler: Sampler::Greedy,
             eos: Vec::new(),
+            stop: Vec::new(),
         };
-        let out = generate(&mut eng, &prompts, &mut p).unwrap();
+        let out = generate(&mut eng, &prompts, &mut p, None).unwrap();
         for b in 0..2 {
             assert_eq!(out[b].generated_ids, want[b], "{family} batched prompt {b}");
         }

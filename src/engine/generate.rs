@@ -4,6 +4,7 @@
 
 use super::model::{Engine, LogitsMode};
 use super::sampling::Sampler;
+use super::text::{cut_at_stop, TextCodec};
 use crate::error::Result;
 use serde::Serialize;
 use std::time::Instant;
@@ -17,6 +18,8 @@ pub struct GenerateParams {
     pub sampler: Sampler,
     /// Tokens that end a sequence (ignored when empty).
     pub eos: Vec<u32>,
+    /// Strings that end a sequence (need `codec`).
+    pub stop: Vec<String>,
 }
 
 /// Why a sequence stopped.
@@ -27,6 +30,8 @@ pub enum Finish {
     Eos,
     /// It reached `max_new_tokens`.
     Length,
+    /// Its text reached a stop string.
+    Stop,
 }
 
 /// One sequence's result.
@@ -42,6 +47,9 @@ pub struct SeqOutput {
     pub ttft_s: f64,
     /// Seconds each later token took (the decode step that produced it).
     pub token_times_s: Vec<f64>,
+    /// The generated text (cut before a stop string), when a tokenizer is available.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 /// Runs generation for a batch of prompts.
@@ -49,6 +57,7 @@ pub fn generate(
     engine: &mut Engine,
     prompts: &[Vec<u32>],
     params: &mut GenerateParams,
+    codec: Option<&TextCodec>,
 ) -> Result<Vec<SeqOutput>> {
     let start = Instant::now();
     let mut seqs: Vec<_> = prompts.iter().map(|_| engine.new_sequence()).collect();
@@ -60,8 +69,23 @@ pub fn generate(
             finish: Finish::Length,
             ttft_s: 0.0,
             token_times_s: Vec::new(),
+            text: None,
         })
         .collect();
+    // Whether a sequence's newest token ends it.
+    let stopped = |o: &mut SeqOutput, tok: u32| -> Result<bool> {
+        if params.eos.contains(&tok) {
+            o.finish = Finish::Eos;
+            return Ok(true);
+        }
+        if let (Some(c), false) = (codec, params.stop.is_empty()) {
+            if cut_at_stop(&c.decode(&o.generated_ids)?, &params.stop).is_some() {
+                o.finish = Finish::Stop;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
     if params.max_new_tokens == 0 {
         return Ok(outputs);
     }
@@ -74,9 +98,7 @@ pub fn generate(
         let o = &mut outputs[i];
         o.ttft_s = ttft;
         o.generated_ids.push(tok);
-        if params.eos.contains(&tok) {
-            o.finish = Finish::Eos;
-        } else if o.generated_ids.len() < params.max_new_tokens {
+        if !stopped(o, tok)? && o.generated_ids.len() < params.max_new_tokens {
             active.push(i);
         }
     }
@@ -100,13 +122,21 @@ pub fn generate(
             let o = &mut outputs[i];
             o.generated_ids.push(tok);
             o.token_times_s.push(dt);
-            if params.eos.contains(&tok) {
-                o.finish = Finish::Eos;
-            } else if o.generated_ids.len() < params.max_new_tokens {
+            if !stopped(o, tok)? && o.generated_ids.len() < params.max_new_tokens {
                 next.push(i);
             }
         }
         active = next;
+    }
+    if let Some(c) = codec {
+        for o in &mut outputs {
+            let text = c.decode(&o.generated_ids)?;
+            o.text = Some(
+                cut_at_stop(&text, &params.stop)
+                    .unwrap_or(&text)
+                    .to_string(),
+            );
+        }
     }
     Ok(outputs)
 }

@@ -45,35 +45,42 @@ pub fn find_in_hub_cache(cache: &Path, id: &str) -> Option<PathBuf> {
     }
 }
 
-/// Loads a model for the engine.
-pub fn load_model(arg: &str, device: &Device, dtype: DType, seed: u64) -> Result<Model> {
-    if let Some(name) = arg.strip_prefix("synthetic:") {
-        let desc = synthetic_desc(name)?;
-        let w = synthetic_weights(&desc, seed)?;
-        return Model::load(desc, &w, dtype, device);
+/// The checkpoint directory a `--model` argument names (`None` for synthetic models).
+pub fn checkpoint_dir(arg: &str) -> Result<Option<PathBuf>> {
+    if arg.starts_with("synthetic:") {
+        return Ok(None);
     }
     let path = Path::new(arg);
-    let dir = if path.is_dir() {
-        path.to_path_buf()
-    } else if arg.contains('/') && !path.exists() {
+    if path.is_dir() {
+        return Ok(Some(path.to_path_buf()));
+    }
+    if arg.contains('/') && !path.exists() {
         let cache = hf_hub_cache();
-        match cache.as_deref().and_then(|c| find_in_hub_cache(c, arg)) {
-            Some(p) => p,
-            None => {
-                return Err(Error::Invalid(format!(
-                    "--model {arg}: not a directory and not in the local Hugging Face cache ({}); fetch it on a machine with network access (`huggingface-cli download {arg}`) or pass a checkpoint directory",
-                    cache.map_or("no cache folder".into(), |c| c.display().to_string())
-                )))
-            }
-        }
-    } else if find_preset(arg).is_some() {
+        return match cache.as_deref().and_then(|c| find_in_hub_cache(c, arg)) {
+            Some(p) => Ok(Some(p)),
+            None => Err(Error::Invalid(format!(
+                "--model {arg}: not a directory and not in the local Hugging Face cache ({}); fetch it on a machine with network access (`huggingface-cli download {arg}`) or pass a checkpoint directory",
+                cache.map_or("no cache folder".into(), |c| c.display().to_string())
+            ))),
+        };
+    }
+    if find_preset(arg).is_some() {
         return Err(Error::Invalid(format!(
             "--model {arg}: presets describe real checkpoints but carry no weights; pass the checkpoint directory, or use synthetic:NAME (moecap synth --list)"
         )));
-    } else {
-        return Err(Error::Invalid(format!(
-            "--model {arg}: no such directory, cached hub model or synthetic:NAME"
-        )));
+    }
+    Err(Error::Invalid(format!(
+        "--model {arg}: no such directory, cached hub model or synthetic:NAME"
+    )))
+}
+
+/// Loads a model for the engine.
+pub fn load_model(arg: &str, device: &Device, dtype: DType, seed: u64) -> Result<Model> {
+    let Some(dir) = checkpoint_dir(arg)? else {
+        let name = arg.trim_start_matches("synthetic:");
+        let desc = synthetic_desc(name)?;
+        let w = synthetic_weights(&desc, seed)?;
+        return Model::load(desc, &w, dtype, device);
     };
     let cfg = dir.join("config.json");
     if !cfg.is_file() {

@@ -17,6 +17,7 @@ pub mod rope;
 pub mod router;
 pub mod sampling;
 pub mod synthetic;
+pub mod text;
 pub mod weights;
 
 pub use device::parse_device;
