@@ -87,6 +87,34 @@ FAMILIES = {
             rope_theta=10000.0,
         ),
     ),
+    "llama3_rope": (
+        "LlamaConfig",
+        "LlamaForCausalLM",
+        dict(
+            intermediate_size=40,
+            head_dim=8,
+            # wavelengths 6.3, 63, 628, 6283 against 64/4 and 64/1: every band of the scaling
+            rope_scaling={
+                "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0, "original_max_position_embeddings": 64,
+            },
+            rope_theta=10000.0,
+        ),
+    ),
+    "qwen3_moe_yarn": (
+        "Qwen3MoeConfig",
+        "Qwen3MoeForCausalLM",
+        dict(
+            intermediate_size=40,
+            moe_intermediate_size=16,
+            num_experts=8,
+            num_experts_per_tok=2,
+            norm_topk_prob=True,
+            head_dim=12,
+            rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32},
+            rope_theta=10000.0,
+        ),
+    ),
     "mistral": (
         "MistralConfig",
         "MistralForCausalLM",

@@ -200,6 +200,7 @@ fn rope(cfg: &Cfg, theta_default: f64) -> Result<Rope> {
     let mut theta = cfg.opt_f64("rope_theta")?;
     let mut kind: Option<String> = None;
     let mut factor = None;
+    let mut extra = std::collections::BTreeMap::new();
     for (name, obj) in [("rope_parameters", params), ("rope_scaling", scaling)] {
         let Some(obj) = obj else { continue };
         let sub = Cfg {
@@ -223,6 +224,25 @@ fn rope(cfg: &Cfg, theta_default: f64) -> Result<Rope> {
         if factor.is_none() {
             factor = sub.opt_f64("factor")?;
         }
+        for k in [
+            "original_max_position_embeddings",
+            "low_freq_factor",
+            "high_freq_factor",
+            "beta_fast",
+            "beta_slow",
+            "mscale",
+            "mscale_all_dim",
+            "attention_factor",
+        ] {
+            if let Some(v) = sub.opt_f64(k)? {
+                extra.entry(k.to_string()).or_insert(v);
+            }
+        }
+        if let Some(t) = sub.opt_bool("truncate")? {
+            extra
+                .entry("truncate".to_string())
+                .or_insert(f64::from(u8::from(t)));
+        }
     }
     let theta = theta.unwrap_or(theta_default);
     if theta <= 0.0 {
@@ -233,6 +253,7 @@ fn rope(cfg: &Cfg, theta_default: f64) -> Result<Rope> {
         theta,
         scaling,
         factor,
+        params: extra,
     })
 }
 
@@ -710,6 +731,7 @@ fn parse_dbrx(cfg: &Cfg, arch: String) -> Result<ModelDesc> {
             theta,
             scaling: None,
             factor: None,
+            params: Default::default(),
         },
         torch_dtype: torch_dtype(cfg)?,
         quantization: quantization(cfg)?,

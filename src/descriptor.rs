@@ -269,6 +269,10 @@ pub struct Rope {
     pub scaling: Option<String>,
     /// Scaling factor, if any.
     pub factor: Option<f64>,
+    /// Further scaling parameters as the config names them (`original_max_position_embeddings`,
+    /// `low_freq_factor`, `high_freq_factor`, `beta_fast`, `beta_slow`, `mscale`,
+    /// `mscale_all_dim`, `attention_factor`, `truncate` as 0/1).
+    pub params: std::collections::BTreeMap<String, f64>,
 }
 
 /// Weight quantisation declared by `quantization_config`.

@@ -1,5 +1,6 @@
 //! The engine against Hugging Face transformers on tiny random checkpoints of every family it
-//! runs (tests/fixtures/reference, written by scripts/reference-fixtures.sh): full logits within
+//! runs, and of the rope scaling types linear, llama3 and yarn (tests/fixtures/reference, written
+//! by scripts/reference-fixtures.sh): full logits within
 //! 1e-4, identical routing ids, combine weights, identical 12-token greedy continuations (which
 //! exercise the KV cache), and batch invariance.
 
@@ -11,12 +12,14 @@ use moecap::engine::{Engine, LogitsMode};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-const FAMILIES: [&str; 6] = [
+const FAMILIES: [&str; 8] = [
     "mixtral",
     "qwen2_moe",
     "qwen3_moe",
     "olmoe",
     "llama",
+    "llama3_rope",
+    "qwen3_moe_yarn",
     "mistral",
 ];
 
