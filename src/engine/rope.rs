@@ -49,7 +49,7 @@ impl Rope {
                     .map(|&x| {
                         let wl = 2.0 * std::f64::consts::PI / x;
                         let scaled = if wl > lo_wl { x / f } else { x };
-                        let medium = !(wl < hi_wl) && !(wl > lo_wl);
+                        let medium = (hi_wl..=lo_wl).contains(&wl);
                         if medium {
                             let s = (old / wl - lo) / (hi - lo);
                             (1.0 - s) * scaled / f + s * scaled
