@@ -13,7 +13,7 @@ use moecap::engine::io::{append_records, parse_input_ids, write_checkpoint, writ
 use moecap::engine::loader::{checkpoint_dir, load_model};
 use moecap::engine::sampling::{Sampler, SplitMix64};
 use moecap::engine::synthetic::{random_tensors, shrunk_config, synthetic_desc, Shrink, SYNTHETIC};
-use moecap::engine::text::TextCodec;
+use moecap::engine::text::{check_tokenizer_file, synthetic_tokenizer_json, TextCodec};
 use moecap::engine::{parse_device, Engine, LogitsMode};
 use moecap::hardware::{Hardware, HardwareTable};
 use moecap::metrics::{exact_metrics, MetricsReport, Peaks, PhaseMetrics};
@@ -168,6 +168,10 @@ enum Command {
         /// New number of attention heads.
         #[arg(long)]
         heads: Option<usize>,
+        /// A tokenizer.json to copy into the checkpoint [default: a word-level tokenizer whose
+        /// id i is the word `t{i}`].
+        #[arg(long, value_name = "FILE")]
+        tokenizer: Option<PathBuf>,
         /// Weight seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -417,6 +421,7 @@ fn run(cli: Cli) -> Result<()> {
             experts,
             vocab,
             heads,
+            tokenizer,
             seed,
             list,
         } => {
@@ -445,8 +450,18 @@ fn run(cli: Cli) -> Result<()> {
             };
             let cfg = shrunk_config(like, &shrink)?;
             let desc = moecap::config::parse_config(&cfg.to_string(), "synth")?;
+            let tok = match tokenizer {
+                Some(p) => {
+                    check_tokenizer_file(p, desc.vocab_size)?;
+                    let text = std::fs::read_to_string(p)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                    serde_json::from_str(&text)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+                }
+                None => synthetic_tokenizer_json(desc.vocab_size),
+            };
             let tensors = random_tensors(&desc, *seed)?;
-            write_checkpoint(out, &cfg, &tensors)?;
+            write_checkpoint(out, &cfg, &tensors, &tok)?;
             println!(
                 "wrote {} ({} {}, {} parameters, seed {seed}; random weights: outputs are meaningless)",
                 out.display(),
@@ -1005,7 +1020,10 @@ fn cmd_hw_list(table: &HardwareTable, json: bool) -> Result<()> {
         "price $",
         "host link",
         "source",
-    ]);
+    ])
+    .left(1)
+    .left(12)
+    .left(13);
     for h in &table.rows {
         let p = |dt: DType| {
             h.peak_tflops

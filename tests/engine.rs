@@ -462,6 +462,47 @@ fn text_prompts_output_and_stop_strings() {
             .status
             .success()
     );
+    // synth writes a word-level tokenizer: t5 is id 5
+    let out = moecap(
+        &[
+            "generate",
+            "--model",
+            ds,
+            "--prompt",
+            "t5 t6",
+            "--max-new-tokens",
+            "2",
+            "--json",
+        ],
+        &[],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["sequences"][0]["prompt_tokens"], 2);
+    assert!(v["sequences"][0]["text"].as_str().unwrap().starts_with('t'));
+    // a tokenizer larger than the vocabulary is refused
+    let big = dir.join("big.json");
+    std::fs::write(
+        &big,
+        moecap::engine::text::synthetic_tokenizer_json(600).to_string(),
+    )
+    .unwrap();
+    let x = dir.join("x");
+    let out = moecap(
+        &[
+            "synth",
+            "--like",
+            "tiny-mixtral",
+            "--tokenizer",
+            big.to_str().unwrap(),
+            "--out",
+            x.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("do not fit the model's vocabulary of 512")
+    );
+    std::fs::remove_file(d.join("tokenizer.json")).unwrap();
     // without a tokenizer: a clear error
     let out = moecap(&["generate", "--model", ds, "--prompt", "w5 w6"], &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--prompt needs a tokenizer.json"));

@@ -114,12 +114,13 @@ pub fn append_records(path: &Path, records: &[EngineRecord]) -> Result<()> {
     f.flush().map_err(|e| Error::io(path, e))
 }
 
-/// Writes a checkpoint directory: `config.json`, `generation_config.json` and
-/// `model.safetensors` (f32).
+/// Writes a checkpoint directory: `config.json`, `generation_config.json`, `tokenizer.json`
+/// and `model.safetensors` (f32).
 pub fn write_checkpoint(
     dir: &Path,
     config: &serde_json::Value,
     tensors: &HashMap<String, Tensor>,
+    tokenizer: &serde_json::Value,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let cfg = serde_json::to_string_pretty(config).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -132,6 +133,8 @@ pub fn write_checkpoint(
     let gen = serde_json::json!({"eos_token_id": eos, "do_sample": false});
     std::fs::write(dir.join("generation_config.json"), gen.to_string())
         .map_err(|e| Error::io(dir.join("generation_config.json"), e))?;
+    let t = dir.join("tokenizer.json");
+    std::fs::write(&t, tokenizer.to_string()).map_err(|e| Error::io(&t, e))?;
     let p = dir.join("model.safetensors");
     candle_core::safetensors::save(tensors, &p).map_err(|e| Error::Safetensors {
         file: p.display().to_string(),

@@ -42,6 +42,39 @@ impl TextCodec {
     }
 }
 
+/// A word-level tokenizer for synthetic models: id `i` is the word `t{i}` (`t0` doubles as the
+/// unknown token), words are split on whitespace and joined with spaces. Ids and text
+/// round-trip, so prompts and outputs of random-weight models can be written as text.
+pub fn synthetic_tokenizer_json(vocab: usize) -> serde_json::Value {
+    let words: serde_json::Map<String, serde_json::Value> =
+        (0..vocab).map(|i| (format!("t{i}"), i.into())).collect();
+    serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": words, "unk_token": "t0"}
+    })
+}
+
+/// Checks that a tokenizer file loads and that its ids fit a model's vocabulary.
+pub fn check_tokenizer_file(path: &Path, vocab: usize) -> Result<()> {
+    let tok = Tokenizer::from_file(path)
+        .map_err(|e| Error::Invalid(format!("{}: not a usable tokenizer: {e}", path.display())))?;
+    let n = tok.get_vocab_size(true);
+    if n > vocab {
+        return Err(Error::Invalid(format!(
+            "{}: {n} tokens do not fit the model's vocabulary of {vocab} (set --vocab {n} or more)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// The text before the first stop string, if one occurs in `text`.
 pub fn cut_at_stop<'t>(text: &'t str, stops: &[String]) -> Option<&'t str> {
     stops
