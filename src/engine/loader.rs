@@ -58,8 +58,11 @@ pub fn checkpoint_dir(arg: &str) -> Result<Option<PathBuf>> {
         let cache = hf_hub_cache();
         return match cache.as_deref().and_then(|c| find_in_hub_cache(c, arg)) {
             Some(p) => Ok(Some(p)),
+            #[cfg(feature = "download")]
+            None => download(arg).map(Some),
+            #[cfg(not(feature = "download"))]
             None => Err(Error::Invalid(format!(
-                "--model {arg}: not a directory and not in the local Hugging Face cache ({}); fetch it on a machine with network access (`huggingface-cli download {arg}`) or pass a checkpoint directory",
+                "--model {arg}: not a directory and not in the local Hugging Face cache ({}); fetch it on a machine with network access (`huggingface-cli download {arg}`, or a moecap built with `--features download`) or pass a checkpoint directory",
                 cache.map_or("no cache folder".into(), |c| c.display().to_string())
             ))),
         };
@@ -72,6 +75,45 @@ pub fn checkpoint_dir(arg: &str) -> Result<Option<PathBuf>> {
     Err(Error::Invalid(format!(
         "--model {arg}: no such directory, cached hub model or synthetic:NAME"
     )))
+}
+
+/// Fetches a hub model into the Hugging Face cache: `config.json`, the safetensors files (one, or
+/// every shard of the index), and `tokenizer.json` / `generation_config.json` where present.
+#[cfg(feature = "download")]
+fn download(id: &str) -> Result<PathBuf> {
+    let fail =
+        |e: &dyn std::fmt::Display| Error::Invalid(format!("--model {id}: download failed: {e}"));
+    let api = hf_hub::api::sync::ApiBuilder::new()
+        .with_progress(true)
+        .build()
+        .map_err(|e| fail(&e))?;
+    let repo = api.model(id.to_string());
+    let cfg = repo.get("config.json").map_err(|e| fail(&e))?;
+    match repo.get("model.safetensors.index.json") {
+        Ok(index) => {
+            let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(&e))?;
+            let files: std::collections::BTreeSet<&str> = v
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .ok_or_else(|| fail(&"the index has no weight_map"))?
+                .values()
+                .filter_map(|f| f.as_str())
+                .collect();
+            for f in files {
+                repo.get(f).map_err(|e| fail(&e))?;
+            }
+        }
+        Err(_) => {
+            repo.get("model.safetensors").map_err(|e| fail(&e))?;
+        }
+    }
+    for optional in ["tokenizer.json", "generation_config.json"] {
+        let _ = repo.get(optional);
+    }
+    cfg.parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| fail(&"no snapshot folder"))
 }
 
 /// Loads a model for the engine.
