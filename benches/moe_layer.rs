@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use moecap::engine::moe::FeedForward;
-use moecap::engine::probe::LayerTiming;
+use moecap::engine::probe::{Clock, LayerMarks};
 use moecap::engine::synthetic::{synthetic_desc, synthetic_weights};
 
 fn moe_layer(c: &mut Criterion) {
@@ -17,8 +17,10 @@ fn moe_layer(c: &mut Criterion) {
         let x = Tensor::randn(0f32, 1.0, (batch, desc.hidden_size), &Device::Cpu).expect("input");
         g.bench_with_input(BenchmarkId::from_parameter(batch), &x, |b, x| {
             b.iter(|| {
-                let mut t = LayerTiming::default();
-                ffn.forward(x, None, &mut t, false).expect("forward")
+                let mut clock = Clock::new(false, &Device::Cpu);
+                let mut marks = LayerMarks::default();
+                ffn.forward(x, None, &mut clock, &mut marks)
+                    .expect("forward")
             })
         });
     }

@@ -351,6 +351,25 @@ fn generate_records_feed_metrics() {
     assert_eq!(lines[0]["topk"]["0"]["ids"].as_array().unwrap().len(), 6);
     assert_eq!(lines[0]["timing"]["layers"].as_array().unwrap().len(), 4);
     assert!(lines[0]["latency_s"].as_f64().unwrap() > 0.0);
+    // region times are non-negative and fit inside the pass
+    for l in &lines {
+        let t = &l["timing"];
+        let mut sum = t["embed_s"].as_f64().unwrap() + t["head_s"].as_f64().unwrap();
+        for layer in t["layers"].as_array().unwrap() {
+            for k in [
+                "attention_s",
+                "router_s",
+                "experts_s",
+                "shared_s",
+                "other_s",
+            ] {
+                let v = layer[k].as_f64().unwrap();
+                assert!(v >= 0.0, "{k} {v}");
+                sum += v;
+            }
+        }
+        assert!(sum <= l["latency_s"].as_f64().unwrap(), "{sum} > latency");
+    }
     // the records are what `metrics` reads
     let cfg = dir.join("cfg");
     let out = moecap(

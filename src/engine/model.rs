@@ -6,7 +6,7 @@ use super::attention::{Attention, SeqSpan};
 use super::cache::KvCache;
 use super::layers::{Linear, RmsNorm};
 use super::moe::FeedForward;
-use super::probe::{EngineRecord, Lap, LayerTiming, PassProbe, PassTiming};
+use super::probe::{Clock, EngineRecord, LayerMarks, PassProbe, PassTiming};
 use super::rope::Rope;
 use super::weights::WeightStore;
 use crate::accounting::Phase;
@@ -203,7 +203,8 @@ impl Engine {
         let on = self.probe;
         let start = Instant::now();
         let mut probe = PassProbe::default();
-        let mut lap = Lap::start(on, &m.device);
+        let mut clock = Clock::new(on, &m.device);
+        let pass_start = clock.mark()?;
         let mut spans = Vec::with_capacity(seqs.len());
         let mut positions = Vec::new();
         let mut flat = Vec::new();
@@ -221,40 +222,39 @@ impl Engine {
         let ids = Tensor::from_vec(flat, n_tok, &m.device)?;
         let mut x = m.embed.index_select(&ids, 0)?;
         let cos_sin = m.rope.tables(&positions, m.dtype, &m.device)?;
-        probe.embed_s = lap.lap();
+        let embedded = clock.mark()?;
+        let mut layer_marks = Vec::new();
         let mut caches: Vec<&mut KvCache> = seqs.iter_mut().map(|s| &mut s.cache).collect();
         for (i, layer) in m.layers.iter().enumerate() {
-            let mut timing = LayerTiming {
-                layer: i,
+            let mut mk = LayerMarks {
+                start: clock.mark()?,
                 ..Default::default()
             };
-            let mut lap = Lap::start(on, &m.device);
             let h = layer.input_norm.forward(&x)?;
-            timing.other_s += lap.lap();
+            mk.normed = clock.mark()?;
             let a = layer
                 .attn
                 .forward(&h, &spans, &mut caches, i, &m.rope, &cos_sin)?;
-            timing.attention_s += lap.lap();
+            mk.attended = clock.mark()?;
             x = (x + a)?;
             let h = layer.post_norm.forward(&x)?;
-            timing.other_s += lap.lap();
+            mk.ffn_in = clock.mark()?;
             let routing = if on && matches!(layer.ffn, FeedForward::Moe(_)) {
                 Some(probe.routing.entry(i).or_default())
             } else {
                 None
             };
-            let f = layer.ffn.forward(&h, routing, &mut timing, on)?;
-            let mut lap = Lap::start(on, &m.device);
+            let f = layer.ffn.forward(&h, routing, &mut clock, &mut mk)?;
             x = (x + f)?;
-            timing.other_s += lap.lap();
+            mk.end = clock.mark()?;
             if on {
-                probe.timings.push(timing);
+                layer_marks.push(mk);
             }
         }
         for c in caches.iter_mut() {
             c.commit();
         }
-        let mut lap = Lap::start(on, &m.device);
+        let head_start = clock.mark()?;
         let rows: Vec<u32> = match mode {
             LogitsMode::All => (0..n_tok as u32).collect(),
             LogitsMode::Last => spans
@@ -280,8 +280,16 @@ impl Engine {
             row += n;
         }
         if on {
+            let head_end = clock.mark()?;
             m.device.synchronize()?;
-            probe.head_s = lap.lap();
+            let t = clock.resolve()?;
+            probe.embed_s = t[embedded] - t[pass_start];
+            probe.head_s = t[head_end] - t[head_start];
+            probe.timings = layer_marks
+                .iter()
+                .enumerate()
+                .map(|(i, mk)| mk.timing(i, &t))
+                .collect();
             let latency_s = start.elapsed().as_secs_f64();
             self.passes += 1;
             let record = self.record(&spans, rows.len() as u64, latency_s, probe);

@@ -3,7 +3,7 @@
 //! outputs), and shared experts with Qwen's optional sigmoid gate.
 
 use super::layers::{Linear, Mlp};
-use super::probe::{Lap, LayerRouting, LayerTiming};
+use super::probe::{Clock, LayerMarks, LayerRouting};
 use super::router::Router;
 use super::weights::WeightStore;
 use crate::descriptor::{Ffn, ModelDesc};
@@ -112,19 +112,22 @@ impl FeedForward {
         }
     }
 
-    /// Applies the block to `x` `[T, d]`; with the probe on, records routing and timings.
+    /// Applies the block to `x` `[T, d]`. With the probe on (`routing` given) it records each
+    /// token's routing, and it marks the end of its regions on `clock`.
     pub fn forward(
         &self,
         x: &Tensor,
         routing: Option<&mut LayerRouting>,
-        timing: &mut LayerTiming,
-        on: bool,
+        clock: &mut Clock,
+        marks: &mut LayerMarks,
     ) -> Result<Tensor> {
-        let mut lap = Lap::start(on, x.device());
+        let on = routing.is_some();
         match self {
             FeedForward::Dense(mlp) => {
                 let y = mlp.forward(x)?;
-                timing.experts_s += lap.lap();
+                marks.routed = marks.ffn_in;
+                marks.experts = clock.mark()?;
+                marks.shared = marks.experts;
                 Ok(y)
             }
             FeedForward::Moe(b) => {
@@ -145,7 +148,7 @@ impl FeedForward {
                         rec.weights.push(w);
                     }
                 }
-                timing.router_s += lap.lap();
+                marks.routed = clock.mark()?;
                 let mut out = x.zeros_like()?;
                 for ex in 0..e {
                     if rows[ex].is_empty() {
@@ -165,14 +168,15 @@ impl FeedForward {
                     let y = y.broadcast_mul(&wt)?;
                     out = out.index_add(&idx, &y, 0)?;
                 }
-                timing.experts_s += lap.lap();
+                marks.experts = clock.mark()?;
+                marks.shared = marks.experts;
                 if let Some(s) = &b.shared {
                     let mut y = s.forward(x)?;
                     if let Some(g) = &b.shared_gate {
                         y = y.broadcast_mul(&candle_nn::ops::sigmoid(&g.forward(x)?)?)?;
                     }
                     out = (out + y)?;
-                    timing.shared_s += lap.lap();
+                    marks.shared = clock.mark()?;
                 }
                 if let Some(r) = routing {
                     *r = rec;
