@@ -1,6 +1,9 @@
 //! Engine loading (single file, sharded, Hugging Face cache layout, synthetic), its errors, the
 //! `logits`/`generate`/`synth` commands, and the loop from the probe's records to `metrics`.
 
+mod common;
+use common::max_abs;
+
 use candle_core::{DType, Device, Tensor};
 use moecap::engine::loader::{find_in_hub_cache, load_model};
 use moecap::engine::{Engine, LogitsMode};
@@ -28,19 +31,6 @@ fn logits_of(dir: &Path, ids: &[u32]) -> Tensor {
     e.forward(&mut [&mut s], &[ids.to_vec()], LogitsMode::All)
         .unwrap()
         .remove(0)
-}
-
-fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 fn moecap(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {

@@ -4,6 +4,9 @@
 //! 1e-4, identical routing ids, combine weights, identical 12-token greedy continuations (which
 //! exercise the KV cache), and batch invariance.
 
+mod common;
+use common::max_abs;
+
 use candle_core::{DType, Device, Tensor};
 use moecap::engine::generate::{generate, GenerateParams};
 use moecap::engine::loader::load_model;
@@ -38,19 +41,6 @@ fn ids(t: &Tensor) -> Vec<u32> {
         .into_iter()
         .map(|x| x as u32)
         .collect()
-}
-
-fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 fn engine(family: &str) -> Engine {
