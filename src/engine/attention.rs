@@ -23,6 +23,18 @@ pub struct SeqSpan {
     pub cached: usize,
 }
 
+/// What the attention of every layer shares within one pass.
+pub struct PassContext<'a> {
+    /// Where each sequence's tokens sit.
+    pub spans: &'a [SeqSpan],
+    /// The rotary embedding.
+    pub rope: &'a Rope,
+    /// Its cos and sin for the pass's positions.
+    pub cos_sin: (Tensor, Tensor),
+    /// Each sequence's mask ([`pass_masks`]).
+    pub masks: Vec<Option<Tensor>>,
+}
+
 /// One layer's attention.
 #[derive(Debug, Clone)]
 pub struct Attention {
@@ -34,7 +46,6 @@ pub struct Attention {
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
-    window: Option<usize>,
 }
 
 impl Attention {
@@ -120,7 +131,6 @@ impl Attention {
             heads,
             kv_heads,
             head_dim,
-            window: desc.sliding_window,
         })
     }
 
@@ -128,12 +138,11 @@ impl Attention {
     pub fn forward(
         &self,
         x: &Tensor,
-        spans: &[SeqSpan],
+        pass: &PassContext,
         caches: &mut [&mut KvCache],
         layer: usize,
-        rope: &Rope,
-        cos_sin: &(Tensor, Tensor),
     ) -> Result<Tensor> {
+        let (spans, rope, cos_sin) = (pass.spans, pass.rope, &pass.cos_sin);
         let t = x.dim(0)?;
         let (h, hkv, dh) = (self.heads, self.kv_heads, self.head_dim);
         let qkv = self.qkv.forward(x)?;
@@ -160,7 +169,7 @@ impl Attention {
         let g = h / hkv;
         let scale = 1.0 / (dh as f64).sqrt();
         let mut outs = Vec::with_capacity(spans.len());
-        for (s, cache) in spans.iter().zip(caches.iter_mut()) {
+        for ((s, cache), mask) in spans.iter().zip(caches.iter_mut()).zip(&pass.masks) {
             let n = s.len;
             let qs = q.narrow(0, s.offset, n)?;
             let ks = k.narrow(0, s.offset, n)?.transpose(0, 1)?;
@@ -174,10 +183,10 @@ impl Attention {
                 .contiguous()?
                 .reshape((hkv, g * n, dh))?;
             let scores = (qg.matmul(&kc.t()?.contiguous()?)? * scale)?;
-            let scores = match self.mask(n, s.cached, total, x.dtype(), x.device())? {
+            let scores = match mask {
                 Some(m) => scores
                     .reshape((hkv, g, n, total))?
-                    .broadcast_add(&m)?
+                    .broadcast_add(m)?
                     .reshape((hkv, g * n, total))?,
                 None => scores,
             };
@@ -192,31 +201,37 @@ impl Attention {
         }
         self.o.forward(&Tensor::cat(&outs, 0)?)
     }
+}
 
-    /// Additive mask `[n, total]` (0 where a query may attend, −∞ elsewhere), or `None` when
-    /// every key is visible.
-    fn mask(
-        &self,
-        n: usize,
-        cached: usize,
-        total: usize,
-        dtype: DType,
-        dev: &Device,
-    ) -> Result<Option<Tensor>> {
-        let windowed = self.window.is_some_and(|w| total > w);
-        if n == 1 && !windowed {
-            return Ok(None);
-        }
-        let mut m = vec![0f32; n * total];
-        for i in 0..n {
-            let pos = cached + i;
-            for (j, slot) in m[i * total..(i + 1) * total].iter_mut().enumerate() {
-                let visible = j <= pos && self.window.is_none_or(|w| j + w > pos);
-                if !visible {
-                    *slot = f32::NEG_INFINITY;
+/// Each sequence's additive attention mask for a pass, `[n, cached + n]` (0 where a query may
+/// attend, −∞ elsewhere), or `None` where every key is visible. The same for every layer, so
+/// built once per pass.
+pub fn pass_masks(
+    spans: &[SeqSpan],
+    window: Option<usize>,
+    dtype: DType,
+    dev: &Device,
+) -> Result<Vec<Option<Tensor>>> {
+    spans
+        .iter()
+        .map(|s| {
+            let (n, cached) = (s.len, s.cached);
+            let total = cached + n;
+            let windowed = window.is_some_and(|w| total > w);
+            if n == 1 && !windowed {
+                return Ok(None);
+            }
+            let mut m = vec![0f32; n * total];
+            for i in 0..n {
+                let pos = cached + i;
+                for (j, slot) in m[i * total..(i + 1) * total].iter_mut().enumerate() {
+                    let visible = j <= pos && window.is_none_or(|w| j + w > pos);
+                    if !visible {
+                        *slot = f32::NEG_INFINITY;
+                    }
                 }
             }
-        }
-        Ok(Some(Tensor::from_vec(m, (n, total), dev)?.to_dtype(dtype)?))
-    }
+            Ok(Some(Tensor::from_vec(m, (n, total), dev)?.to_dtype(dtype)?))
+        })
+        .collect()
 }

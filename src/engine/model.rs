@@ -2,7 +2,7 @@
 //! feed-forward with pre-norms and residuals), final norm, LM head; batched passes over
 //! sequences with their own caches; the probe's records.
 
-use super::attention::{Attention, SeqSpan};
+use super::attention::{pass_masks, Attention, PassContext, SeqSpan};
 use super::cache::KvCache;
 use super::layers::{Linear, RmsNorm};
 use super::moe::FeedForward;
@@ -221,7 +221,12 @@ impl Engine {
         let n_tok = flat.len();
         let ids = Tensor::from_vec(flat, n_tok, &m.device)?;
         let mut x = m.embed.index_select(&ids, 0)?;
-        let cos_sin = m.rope.tables(&positions, m.dtype, &m.device)?;
+        let pass = PassContext {
+            spans: &spans,
+            rope: &m.rope,
+            cos_sin: m.rope.tables(&positions, m.dtype, &m.device)?,
+            masks: pass_masks(&spans, m.desc.sliding_window, m.dtype, &m.device)?,
+        };
         let embedded = clock.mark()?;
         let mut layer_marks = Vec::new();
         let mut caches: Vec<&mut KvCache> = seqs.iter_mut().map(|s| &mut s.cache).collect();
@@ -232,9 +237,7 @@ impl Engine {
             };
             let h = layer.input_norm.forward(&x)?;
             mk.normed = clock.mark()?;
-            let a = layer
-                .attn
-                .forward(&h, &spans, &mut caches, i, &m.rope, &cos_sin)?;
+            let a = layer.attn.forward(&h, &pass, &mut caches, i)?;
             mk.attended = clock.mark()?;
             x = (x + a)?;
             let h = layer.post_norm.forward(&x)?;
