@@ -1,0 +1,147 @@
+//! `moecap metrics`: utilisation from per-pass records, exact or as the published code computes it.
+
+use super::options::*;
+use super::print_json;
+use anyhow::{bail, Result};
+use moecap::accounting::{Accountant, Precision};
+use moecap::compat::{compat_pass, compat_peaks, compat_phase, CompatModel, CompatPass};
+use moecap::hardware::HardwareTable;
+use moecap::metrics::{exact_metrics, MetricsReport, PhaseMetrics};
+use moecap::presets::resolve_model;
+use moecap::records::{read_records, Records};
+use moecap::table::{pct, secs, Table};
+
+pub(crate) fn cmd_metrics(
+    records_path: &std::path::Path,
+    model: &str,
+    device: &DeviceArgs,
+    table: &HardwareTable,
+    formula: Formula,
+    json: bool,
+) -> Result<()> {
+    let resolved = resolve_model(model)?;
+    let d = &resolved.desc;
+    let dev = device.resolve(table, d)?;
+    let records = read_records(records_path)?;
+    let file = records_path.display().to_string();
+    let (peaks, prefill, decode, formula_name) = match formula {
+        Formula::Exact => {
+            let Records::Native(recs) = &records else {
+                bail!(
+                    "{file}: these are MoE-CAP harness records, which carry no per-layer experts or per-sequence contexts; use --formula moecap-compat"
+                );
+            };
+            let peaks = DeviceArgs::peaks(&dev)?;
+            let acct = Accountant::new(
+                d,
+                Precision {
+                    weight: dev.dtype.bytes(),
+                    kv: dev.kv_dtype.bytes(),
+                },
+                dev.kv_cache,
+            );
+            let (p, dcd) = exact_metrics(&acct, recs, peaks, &file)?;
+            (peaks, p, dcd, "exact")
+        }
+        Formula::MoecapCompat => {
+            let peaks = compat_peaks(&dev.hw, dev.dtype, dev.devices)?;
+            let passes: Vec<CompatPass> = match &records {
+                Records::Native(recs) => recs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        compat_pass(r, d).map_err(|m| moecap::Error::Record {
+                            file: file.clone(),
+                            line: i + 1,
+                            msg: m,
+                        })
+                    })
+                    .collect::<std::result::Result<_, _>>()?,
+                Records::Harness { passes, .. } => passes.iter().map(CompatPass::from).collect(),
+            };
+            let cm = CompatModel::new(d);
+            let split = |ph: moecap::accounting::Phase| -> Vec<CompatPass> {
+                passes.iter().filter(|p| p.phase == ph).copied().collect()
+            };
+            let bw = dev.dtype.bytes();
+            (
+                peaks,
+                compat_phase(&cm, &split(moecap::accounting::Phase::Prefill), bw, peaks),
+                compat_phase(&cm, &split(moecap::accounting::Phase::Decode), bw, peaks),
+                "moecap-compat",
+            )
+        }
+    };
+    let report = MetricsReport {
+        formula: formula_name.into(),
+        model: d.display_name(),
+        hardware: dev.hw.name.clone(),
+        devices: dev.devices,
+        dtype: dev.dtype.name().into(),
+        kv_dtype: if formula == Formula::MoecapCompat {
+            dev.dtype.name().into()
+        } else {
+            dev.kv_dtype.name().into()
+        },
+        kv_cache: kv_cache_name(dev.kv_cache).into(),
+        peaks,
+        prefill,
+        decode,
+    };
+    if json {
+        return print_json(&report);
+    }
+    println!(
+        "{} on {}x {} ({}), formula {}: {} passes from {}",
+        report.model,
+        report.devices,
+        report.hardware,
+        report.dtype,
+        report.formula,
+        records.len(),
+        file
+    );
+    if let Records::Harness { skipped, .. } = &records {
+        if *skipped > 0 {
+            println!("({skipped} harness records without expert_activation skipped, as that harness does)");
+        }
+    }
+    let mut t = Table::new(&[
+        "phase",
+        "passes",
+        "tokens",
+        "mean latency",
+        "tokens/s",
+        "S-MBU",
+        "S-MFU",
+        "MBU",
+        "MFU",
+        "experts/layer",
+    ]);
+    let row = |name: &str, m: &PhaseMetrics| {
+        vec![
+            name.to_string(),
+            m.passes.to_string(),
+            format!("{}", m.tokens),
+            secs(m.mean_latency_s),
+            format!("{:.1}", m.tokens_per_s),
+            pct(m.s_mbu),
+            format!("{:.4}%", m.s_mfu * 100.0),
+            pct(m.mbu),
+            format!("{:.4}%", m.mfu * 100.0),
+            match (m.mean_activated_experts, m.uniform_expected_experts) {
+                (Some(a), Some(u)) => format!("{a:.2} (uniform {u:.2})"),
+                (Some(a), None) => format!("{a:.2}"),
+                _ => "-".into(),
+            },
+        ]
+    };
+    if let Some(m) = &report.prefill {
+        t.row(row("prefill", m));
+    }
+    if let Some(m) = &report.decode {
+        t.row(row("decode", m));
+    }
+    print!("{}", t.render());
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! Command-line options: every command's flags, and their resolution to library values.
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use moecap::accounting::KvCacheKind;
+use moecap::descriptor::ModelDesc;
+use moecap::dtype::DType;
+use moecap::engine::device::parse_engine_dtype;
+use moecap::engine::loader::load_model;
+use moecap::engine::{parse_device, Engine};
+use moecap::hardware::{Hardware, HardwareTable};
+use moecap::metrics::Peaks;
+use std::path::PathBuf;
+
+/// moecap: benchmark Mixture-of-Experts models with exact byte/FLOP accounting.
+#[derive(Parser)]
+#[command(name = "moecap", version, about, long_about = None)]
+pub(crate) struct Cli {
+    /// A hardware table in moecap's CSV layout, replacing the built-in one.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) hardware_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// List the built-in model presets with their sizes.
+    Models {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe a model: layers, parameter counts, bytes; cross-check safetensors headers.
+    Inspect {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roofline bounds on TPOT and TTFT for a model on a device.
+    Roofline {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        device: DeviceArgs,
+        /// Batch sizes (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+        batch: Vec<u64>,
+        /// Context lengths per sequence (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "512,4096")]
+        context: Vec<u64>,
+        /// A TPOT target in seconds: report the bandwidth needed to meet it.
+        #[arg(long, value_name = "SECONDS")]
+        tpot_slo: Option<f64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Utilisation (S-MBU, S-MFU, MBU, MFU) from per-pass records.
+    Metrics {
+        /// Per-pass records (moecap JSONL or MoE-CAP harness JSONL).
+        #[arg(long, value_name = "FILE")]
+        records: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        device: DeviceArgs,
+        /// Which arithmetic: the exact formulas, or the published MoE-CAP code's.
+        #[arg(long, value_enum, default_value_t = Formula::Exact)]
+        formula: Formula,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the engine on token ids and write full logits and routing to a safetensors file.
+    Logits {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Token ids: sequences separated by `;`, ids by `,` (e.g. "1,2,3;4,5").
+        #[arg(long, value_name = "IDS")]
+        input_ids: String,
+        /// The output file.
+        #[arg(long, value_name = "FILE.safetensors")]
+        output: PathBuf,
+    },
+    /// Generate tokens with the engine and report times and routing.
+    Generate {
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Prompt token ids: sequences separated by `;`, ids by `,`.
+        #[arg(
+            long,
+            value_name = "IDS",
+            required_unless_present = "prompt",
+            conflicts_with = "prompt"
+        )]
+        input_ids: Option<String>,
+        /// A text prompt (repeat for a batch); needs the checkpoint's tokenizer.json.
+        #[arg(long, value_name = "TEXT")]
+        prompt: Vec<String>,
+        /// Stop a sequence when its text contains this string (repeatable; needs a tokenizer).
+        #[arg(long, value_name = "STRING")]
+        stop: Vec<String>,
+        /// Tokens to generate per sequence at most.
+        #[arg(long, default_value_t = 32)]
+        max_new_tokens: usize,
+        /// Greedy decoding (the default unless --temperature is given).
+        #[arg(long, conflicts_with = "temperature")]
+        greedy: bool,
+        /// Sampling temperature (> 0).
+        #[arg(long)]
+        temperature: Option<f64>,
+        /// Nucleus sampling mass, with --temperature.
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        /// Sampling seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Do not stop at end-of-sequence tokens.
+        #[arg(long)]
+        ignore_eos: bool,
+        /// Write the probe's per-pass records (JSON lines) here.
+        #[arg(long, value_name = "FILE")]
+        records: Option<PathBuf>,
+        /// Switch the probe off (no routing summary, no records).
+        #[arg(long, conflicts_with = "records")]
+        no_probe: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a synthetic checkpoint (seeded random weights) in Hugging Face layout.
+    Synth {
+        /// A synthetic model (tiny-mixtral, mixtral-mid, ...) or a preset to copy the shape of.
+        #[arg(long, value_name = "NAME")]
+        like: Option<String>,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// New hidden size (intermediate sizes scale with it).
+        #[arg(long)]
+        hidden: Option<usize>,
+        /// New number of layers.
+        #[arg(long)]
+        layers: Option<usize>,
+        /// New number of routed experts.
+        #[arg(long)]
+        experts: Option<usize>,
+        /// New vocabulary size.
+        #[arg(long)]
+        vocab: Option<usize>,
+        /// New number of attention heads.
+        #[arg(long)]
+        heads: Option<usize>,
+        /// A tokenizer.json to copy into the checkpoint [default: a word-level tokenizer whose
+        /// id i is the word `t{i}`].
+        #[arg(long, value_name = "FILE")]
+        tokenizer: Option<PathBuf>,
+        /// Weight seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// List the synthetic models.
+        #[arg(long)]
+        list: bool,
+    },
+    /// The hardware table and this machine.
+    Hw {
+        #[command(subcommand)]
+        command: HwCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum HwCommand {
+    /// Print the hardware table.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Detect this machine's CPU and memory and match them to the table.
+    Detect {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct ModelArgs {
+    /// A preset name (see `moecap models`), a checkpoint directory or a config.json.
+    #[arg(long, value_name = "DIR|PRESET")]
+    pub(crate) model: String,
+}
+
+#[derive(Args)]
+pub(crate) struct EngineArgs {
+    /// A checkpoint directory, a hub id in the local Hugging Face cache, or synthetic:NAME.
+    #[arg(long, value_name = "DIR|ID|synthetic:NAME")]
+    pub(crate) model: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub(crate) device: String,
+    /// f32, f16 or bf16 [default: f32 on CPU, bf16 on CUDA].
+    #[arg(long)]
+    pub(crate) dtype: Option<String>,
+    /// Seed of synthetic weights.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) weights_seed: u64,
+}
+
+impl EngineArgs {
+    pub(crate) fn load(&self, probe: bool) -> Result<Engine> {
+        let device = parse_device(&self.device)?;
+        let dtype = parse_engine_dtype(self.dtype.as_deref(), &device)?;
+        let model = load_model(&self.model, &device, dtype, self.weights_seed)?;
+        Ok(Engine::new(model, probe))
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct DeviceArgs {
+    /// Device name from the hardware table (see `moecap hw list`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) hardware: String,
+    /// Devices holding the weights.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) devices: u32,
+    /// Weight dtype [default: the checkpoint's: fp8 when quantised so, else torch_dtype, else bf16].
+    #[arg(long)]
+    pub(crate) dtype: Option<String>,
+    /// KV-cache dtype [default: --dtype; the compat formula always uses --dtype].
+    #[arg(long)]
+    pub(crate) kv_dtype: Option<String>,
+    /// For MLA models: `latent` (default) or `decompressed` cache.
+    #[arg(long)]
+    pub(crate) kv_cache: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Formula {
+    /// The exact formulas of docs/metrics.md §2-3.
+    Exact,
+    /// The published MoE-CAP code's arithmetic (docs/metrics.md §5).
+    MoecapCompat,
+}
+
+/// Resolved device options.
+pub(crate) struct Device {
+    pub(crate) hw: Hardware,
+    pub(crate) devices: u32,
+    pub(crate) dtype: DType,
+    pub(crate) kv_dtype: DType,
+    pub(crate) kv_cache: KvCacheKind,
+}
+
+impl DeviceArgs {
+    pub(crate) fn resolve(&self, table: &HardwareTable, desc: &ModelDesc) -> Result<Device> {
+        if self.devices == 0 {
+            bail!("--devices must be at least 1");
+        }
+        let hw = table.find(&self.hardware)?.clone();
+        let dtype = match &self.dtype {
+            Some(s) => DType::parse_flag("--dtype", s)?,
+            None => checkpoint_dtype(desc),
+        };
+        let kv_dtype = match &self.kv_dtype {
+            Some(s) => DType::parse_flag("--kv-dtype", s)?,
+            None => dtype,
+        };
+        let kv_cache = match &self.kv_cache {
+            Some(s) => KvCacheKind::parse_for(desc, s)?,
+            None => KvCacheKind::default_for(desc),
+        };
+        Ok(Device {
+            hw,
+            devices: self.devices,
+            dtype,
+            kv_dtype,
+            kv_cache,
+        })
+    }
+
+    pub(crate) fn peaks(d: &Device) -> Result<Peaks> {
+        let n = d.devices as f64;
+        Ok(Peaks {
+            bandwidth_bytes_per_s: n * d.hw.bandwidth_bytes_per_s(),
+            flops_per_s: n * d.hw.peak_flops(d.dtype)?,
+        })
+    }
+}
+
+/// The dtype a checkpoint stores its weights in.
+pub(crate) fn checkpoint_dtype(desc: &ModelDesc) -> DType {
+    if let Some(q) = &desc.quantization {
+        match (q.method.as_str(), q.bits) {
+            ("fp8", _) => return DType::Fp8,
+            (_, Some(8)) => return DType::Int8,
+            (_, Some(4)) => return DType::Int4,
+            _ => {}
+        }
+    }
+    desc.torch_dtype
+        .as_deref()
+        .and_then(DType::parse)
+        .unwrap_or(DType::Bf16)
+}
+
+pub(crate) fn kv_cache_name(k: KvCacheKind) -> &'static str {
+    match k {
+        KvCacheKind::Gqa => "gqa",
+        KvCacheKind::MlaLatent => "mla_latent",
+        KvCacheKind::MlaDecompressed => "mla_decompressed",
+    }
+}

@@ -1,0 +1,110 @@
+//! `moecap roofline`: analytic bounds of a model on a device.
+
+use super::options::*;
+use super::print_json;
+use anyhow::{bail, Result};
+use moecap::accounting::{Accountant, Precision};
+use moecap::hardware::HardwareTable;
+use moecap::presets::resolve_model;
+use moecap::roofline::roofline;
+use moecap::table::{secs, si, Table};
+use serde_json::json;
+
+pub(crate) fn cmd_roofline(
+    model: &str,
+    device: &DeviceArgs,
+    table: &HardwareTable,
+    batch: &[u64],
+    context: &[u64],
+    tpot_slo: Option<f64>,
+    json: bool,
+) -> Result<()> {
+    let resolved = resolve_model(model)?;
+    let d = &resolved.desc;
+    let dev = device.resolve(table, d)?;
+    if batch.is_empty() || batch.contains(&0) {
+        bail!("--batch: every batch size must be at least 1");
+    }
+    if context.is_empty() || context.contains(&0) {
+        bail!("--context: every context length must be at least 1");
+    }
+    if let Some(s) = tpot_slo {
+        if !(s.is_finite() && s > 0.0) {
+            bail!("--tpot-slo must be a positive number of seconds");
+        }
+    }
+    let peaks = DeviceArgs::peaks(&dev)?;
+    let acct = Accountant::new(
+        d,
+        Precision {
+            weight: dev.dtype.bytes(),
+            kv: dev.kv_dtype.bytes(),
+        },
+        dev.kv_cache,
+    );
+    let memory = dev.hw.memory_gb.map(|m| m * 1e9 * dev.devices as f64);
+    let points = roofline(&acct, peaks, batch, context, tpot_slo, memory);
+    if json {
+        return print_json(&json!({
+            "model": d.display_name(),
+            "hardware": dev.hw.name,
+            "devices": dev.devices,
+            "dtype": dev.dtype,
+            "kv_dtype": dev.kv_dtype,
+            "kv_cache": kv_cache_name(dev.kv_cache),
+            "peaks": peaks,
+            "tpot_slo_s": tpot_slo,
+            "points": points,
+        }));
+    }
+    println!(
+        "{} on {}x {} ({} weights, {} KV {}): {}B/s, {}FLOP/s",
+        d.display_name(),
+        dev.devices,
+        dev.hw.name,
+        dev.dtype,
+        dev.kv_dtype,
+        kv_cache_name(dev.kv_cache),
+        si(peaks.bandwidth_bytes_per_s),
+        si(peaks.flops_per_s)
+    );
+    let mut header = vec![
+        "batch",
+        "context",
+        "E[experts]",
+        "decode B",
+        "dense B",
+        "TPOT >=",
+        "bound",
+        "tok/s <=",
+        "TTFT >=",
+        "memory",
+        "fits",
+    ];
+    if tpot_slo.is_some() {
+        header.push("BW for SLO");
+    }
+    let mut t = Table::new(&header);
+    for p in &points {
+        let mut row = vec![
+            p.batch.to_string(),
+            p.context.to_string(),
+            format!("{:.2}", p.decode_expected_experts),
+            si(p.decode_bytes),
+            si(p.decode_dense_bytes),
+            secs(p.tpot_lower_bound_s),
+            p.decode_bound.to_string(),
+            format!("{:.1}", p.decode_tokens_per_s_upper),
+            secs(p.ttft_lower_bound_s),
+            format!("{}B", si(p.memory_footprint_bytes)),
+            p.fits
+                .map_or("?".into(), |f| if f { "yes".into() } else { "no".into() }),
+        ];
+        if let Some(bw) = p.bandwidth_for_slo_bytes_per_s {
+            row.push(format!("{}B/s", si(bw)));
+        }
+        t.row(row);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
