@@ -9,6 +9,7 @@ prompt and continuation, the k-th and (k+1)-th router logits differ by at least 
 ranking of softmax or sigmoid scores is that of the logits), and each greedy argmax beats the
 runner-up logit by at least MIN_GAP."""
 
+import copy
 import json
 import os
 import shutil
@@ -123,6 +124,83 @@ FAMILIES = {
 }
 
 
+class DeepseekV1Gate(torch.nn.Module):
+    """DeepSeek-MoE v1's router, written from its published modeling code: softmax scores,
+    top-k, renormalised (with 1e-20) only when norm_topk_prob and k > 1."""
+
+    def __init__(self, d, e, k, norm):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.empty(e, d))
+        self.top_k = k
+        self.norm = norm
+
+    def forward(self, x):
+        logits = torch.nn.functional.linear(x, self.weight)
+        scores = logits.float().softmax(dim=-1)
+        w, idx = torch.topk(scores, self.top_k, dim=-1)
+        if self.top_k > 1 and self.norm:
+            w = w / (w.sum(dim=-1, keepdim=True) + 1e-20)
+        return logits, w, idx
+
+
+class DeepseekV1MoE(torch.nn.Module):
+    """DeepSeek-MoE v1's block: routed experts weighted by the router plus always-on shared
+    experts fused into one MLP, each expert transformers' Llama MLP."""
+
+    def __init__(self, cfg, e, k, moe_ff, n_shared, norm):
+        super().__init__()
+        def mlp(ff):
+            c = copy.deepcopy(cfg)
+            c.intermediate_size = ff
+            return transformers.models.llama.modeling_llama.LlamaMLP(c)
+        self.gate = DeepseekV1Gate(cfg.hidden_size, e, k, norm)
+        self.experts = torch.nn.ModuleList([mlp(moe_ff) for _ in range(e)])
+        self.shared_experts = mlp(moe_ff * n_shared)
+
+    def forward(self, h):
+        shape = h.shape
+        x = h.reshape(-1, shape[-1])
+        _, w, idx = self.gate(x)
+        y = torch.zeros_like(x)
+        for e, expert in enumerate(self.experts):
+            tok, slot = torch.where(idx == e)
+            if len(tok):
+                y.index_add_(0, tok, expert(x[tok]) * w[tok, slot, None].to(x.dtype))
+        return (y + self.shared_experts(x)).reshape(shape)
+
+
+# DeepSeek-MoE v1 has no transformers class: Llama attention and dense MLPs from transformers,
+# the MoE block above from layer `first_k_dense_replace` on.
+DEEPSEEK_V1 = dict(
+    intermediate_size=40, moe_intermediate_size=16, n_routed_experts=8, num_experts_per_tok=2,
+    n_shared_experts=2, first_k_dense_replace=1, moe_layer_freq=1, norm_topk_prob=False,
+    rope_theta=10000.0,
+)
+
+
+def build_deepseek_v1(seed):
+    e = DEEPSEEK_V1
+    cfg = transformers.LlamaConfig(**COMMON, intermediate_size=e["intermediate_size"], rope_theta=e["rope_theta"])
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    model = transformers.LlamaForCausalLM(cfg).eval()
+    for i, layer in enumerate(model.model.layers):
+        if i >= e["first_k_dense_replace"] and i % e["moe_layer_freq"] == 0:
+            layer.mlp = DeepseekV1MoE(cfg, e["n_routed_experts"], e["num_experts_per_tok"],
+                                      e["moe_intermediate_size"], e["n_shared_experts"], e["norm_topk_prob"])
+    return model
+
+
+def save_deepseek_v1(model, d):
+    os.makedirs(d, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(d, "model.safetensors"))
+    cfg = {**{k: v for k, v in COMMON.items()}, **DEEPSEEK_V1,
+           "architectures": ["DeepseekForCausalLM"], "model_type": "deepseek",
+           "scoring_func": "softmax", "hidden_act": "silu", "attention_bias": False, "torch_dtype": "float32"}
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+
+
 def routers(model):
     """(layer index, router module) for every MoE layer."""
     out = []
@@ -156,12 +234,22 @@ def margin(probs, k):
 
 
 def build(family, seed):
+    if family == "deepseek_v1":
+        model = build_deepseek_v1(seed)
+        init(model)
+        return model
     cfg_name, cls_name, extra = FAMILIES[family]
     cfg = getattr(transformers, cfg_name)(**{**COMMON, **extra})
     cfg._attn_implementation = "eager"
     cfg._experts_implementation = "eager"
     torch.manual_seed(seed)
     model = getattr(transformers, cls_name)(cfg).eval()
+    init(model)
+    return model
+
+
+def init(model):
+    """Weights large enough for non-uniform routing and decisive argmax."""
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.2)
@@ -170,7 +258,6 @@ def build(family, seed):
                 p.uniform_(0.8, 1.2)
         for _, gate in routers(model):
             gate.weight.mul_(4.0)
-    return model
 
 
 def check(model, prompts):
@@ -199,7 +286,7 @@ def main(out_dir):
     torch.set_default_dtype(torch.float32)
     g = torch.Generator().manual_seed(1234)
     prompts = [torch.randint(3, 128, (n,), generator=g).tolist() for n in PROMPT_LENS]
-    for family in FAMILIES:
+    for family in list(FAMILIES) + ["deepseek_v1"]:
         for seed in range(200):
             model = build(family, seed)
             worst, continuations = check(model, prompts)
@@ -209,7 +296,10 @@ def main(out_dir):
             sys.exit(f"{family}: no seed gives non-degenerate routing")
         d = os.path.join(out_dir, family)
         shutil.rmtree(d, ignore_errors=True)
-        model.save_pretrained(d, safe_serialization=True)
+        if family == "deepseek_v1":
+            save_deepseek_v1(model, d)
+        else:
+            model.save_pretrained(d, safe_serialization=True)
         tensors = {}
         for b, ids in enumerate(prompts):
             logits, routing = run(model, ids)

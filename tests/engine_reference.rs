@@ -15,11 +15,12 @@ use moecap::engine::{Engine, LogitsMode};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-const FAMILIES: [&str; 8] = [
+const FAMILIES: [&str; 9] = [
     "mixtral",
     "qwen2_moe",
     "qwen3_moe",
     "olmoe",
+    "deepseek_v1",
     "llama",
     "llama3_rope",
     "qwen3_moe_yarn",

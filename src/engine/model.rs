@@ -19,11 +19,12 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Families the engine runs.
-pub const ENGINE_FAMILIES: [Family; 6] = [
+pub const ENGINE_FAMILIES: [Family; 7] = [
     Family::Mixtral,
     Family::Qwen2Moe,
     Family::Qwen3Moe,
     Family::Olmoe,
+    Family::Deepseek,
     Family::Llama,
     Family::Mistral,
 ];
