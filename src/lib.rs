@@ -2,7 +2,8 @@
 //!
 //! The data flows one way: a checkpoint's `config.json` becomes a [`descriptor::ModelDesc`]
 //! ([`config`], [`presets`]); [`params`] counts its parameters and [`tensors`] checks them against
-//! real safetensors headers; [`accounting`] turns one forward pass into bytes and FLOPs;
+//! real safetensors headers; the [`engine`] runs the checkpoint and its probe writes one record
+//! per forward pass; [`accounting`] turns one pass into bytes and FLOPs;
 //! [`records`] reads per-pass records; [`metrics`] (exact) and [`compat`] (the published
 //! MoE-CAP code's arithmetic) turn records into utilisation against the [`hardware`] table;
 //! [`roofline`] gives analytic bounds. `docs/metrics.md` says which function computes which number.
