@@ -96,6 +96,14 @@ pub fn kv_elements_per_token_layer(att: &Attention, kind: KvCacheKind) -> u64 {
     }
 }
 
+/// KV-cache elements stored per token over all layers (`kv_tok`).
+pub fn kv_elements_per_token(desc: &ModelDesc, kind: KvCacheKind) -> u64 {
+    desc.layers
+        .iter()
+        .map(|l| kv_elements_per_token_layer(&l.attention, kind))
+        .sum()
+}
+
 /// One sequence's part in a pass: tokens already cached before it, and tokens it processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeqSlice {
@@ -175,11 +183,7 @@ impl<'a> Accountant<'a> {
     /// Prepares a model.
     pub fn new(desc: &'a ModelDesc, precision: Precision, kv_cache: KvCacheKind) -> Self {
         let params = model_params(desc);
-        let kv_elements_per_token = desc
-            .layers
-            .iter()
-            .map(|l| kv_elements_per_token_layer(&l.attention, kv_cache))
-            .sum();
+        let kv_elements_per_token = kv_elements_per_token(desc, kv_cache);
         let mut always_read = 0u64;
         let mut token_flops = 0f64;
         let mut token_flops_dense = 0f64;

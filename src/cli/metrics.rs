@@ -3,7 +3,6 @@
 use super::options::*;
 use super::print_json;
 use anyhow::{bail, Result};
-use moecap::accounting::{Accountant, Precision};
 use moecap::compat::{compat_pass, compat_peaks, compat_phase, CompatModel, CompatPass};
 use moecap::hardware::HardwareTable;
 use moecap::metrics::{exact_metrics, MetricsReport, PhaseMetrics};
@@ -31,15 +30,8 @@ pub(crate) fn cmd_metrics(
                     "{file}: these are MoE-CAP harness records, which carry no per-layer experts or per-sequence contexts; use --formula moecap-compat"
                 );
             };
-            let peaks = DeviceArgs::peaks(&dev)?;
-            let acct = Accountant::new(
-                d,
-                Precision {
-                    weight: dev.dtype.bytes(),
-                    kv: dev.kv_dtype.bytes(),
-                },
-                dev.kv_cache,
-            );
+            let peaks = dev.peaks()?;
+            let acct = dev.accountant(d);
             let (p, dcd) = exact_metrics(&acct, recs, peaks, &file)?;
             (peaks, p, dcd, "exact")
         }

@@ -3,7 +3,7 @@
 use super::options::*;
 use super::print_json;
 use anyhow::{bail, Result};
-use moecap::accounting::{Accountant, KvCacheKind, Precision};
+use moecap::accounting::{kv_elements_per_token, KvCacheKind};
 use moecap::descriptor::{Attention, Ffn, ModelDesc};
 use moecap::dtype::DType;
 use moecap::params::model_params;
@@ -92,20 +92,14 @@ pub(crate) fn cmd_inspect(model: &str, json: bool) -> Result<()> {
     let total = params.total();
     let active = params.active_per_token(d);
     let kv_kind = KvCacheKind::default_for(d);
-    let kv_elems =
-        Accountant::new(d, Precision::uniform(DType::Bf16), kv_kind).kv_elements_per_token;
+    let kv_elems = kv_elements_per_token(d, kv_kind);
     let mut kv_json = json!({
         "kind": kv_cache_name(kv_kind),
         "elements_per_token": kv_elems,
         "bytes_per_token_bf16": kv_elems * 2,
     });
     if matches!(d.attention(), Attention::Mla { .. }) {
-        let dec = Accountant::new(
-            d,
-            Precision::uniform(DType::Bf16),
-            KvCacheKind::MlaDecompressed,
-        )
-        .kv_elements_per_token;
+        let dec = kv_elements_per_token(d, KvCacheKind::MlaDecompressed);
         kv_json["decompressed_elements_per_token"] = json!(dec);
     }
     if json {

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use moecap::accounting::KvCacheKind;
+use moecap::accounting::{Accountant, KvCacheKind, Precision};
 use moecap::descriptor::ModelDesc;
 use moecap::dtype::DType;
 use moecap::engine::device::parse_engine_dtype;
@@ -282,13 +282,28 @@ impl DeviceArgs {
             kv_cache,
         })
     }
+}
 
-    pub(crate) fn peaks(d: &Device) -> Result<Peaks> {
-        let n = d.devices as f64;
+impl Device {
+    /// The spec peaks of all devices together for the weight dtype.
+    pub(crate) fn peaks(&self) -> Result<Peaks> {
+        let n = self.devices as f64;
         Ok(Peaks {
-            bandwidth_bytes_per_s: n * d.hw.bandwidth_bytes_per_s(),
-            flops_per_s: n * d.hw.peak_flops(d.dtype)?,
+            bandwidth_bytes_per_s: n * self.hw.bandwidth_bytes_per_s(),
+            flops_per_s: n * self.hw.peak_flops(self.dtype)?,
         })
+    }
+
+    /// The per-pass accounting of `desc` with these weight and cache formats.
+    pub(crate) fn accountant<'a>(&self, desc: &'a ModelDesc) -> Accountant<'a> {
+        Accountant::new(
+            desc,
+            Precision {
+                weight: self.dtype.bytes(),
+                kv: self.kv_dtype.bytes(),
+            },
+            self.kv_cache,
+        )
     }
 }
 

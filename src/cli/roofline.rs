@@ -3,7 +3,6 @@
 use super::options::*;
 use super::print_json;
 use anyhow::{bail, Result};
-use moecap::accounting::{Accountant, Precision};
 use moecap::hardware::HardwareTable;
 use moecap::presets::resolve_model;
 use moecap::roofline::roofline;
@@ -33,15 +32,8 @@ pub(crate) fn cmd_roofline(
             bail!("--tpot-slo must be a positive number of seconds");
         }
     }
-    let peaks = DeviceArgs::peaks(&dev)?;
-    let acct = Accountant::new(
-        d,
-        Precision {
-            weight: dev.dtype.bytes(),
-            kv: dev.kv_dtype.bytes(),
-        },
-        dev.kv_cache,
-    );
+    let peaks = dev.peaks()?;
+    let acct = dev.accountant(d);
     let memory = dev.hw.memory_gb.map(|m| m * 1e9 * dev.devices as f64);
     let points = roofline(&acct, peaks, batch, context, tpot_slo, memory);
     if json {
