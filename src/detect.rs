@@ -2,10 +2,10 @@
 //! hardware table, so that every report can name its hardware.
 
 use crate::hardware::{DeviceKind, Hardware, HardwareTable};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What this machine reports about itself.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
     /// CPU model string (`model name` in `/proc/cpuinfo`), if known.
     pub cpu_model: Option<String>,
@@ -103,5 +103,109 @@ mod tests {
             "Xeon-Platinum-8480+"
         );
         assert!(match_cpu(&t, "Intel(R) Xeon(R) Processor").is_none());
+    }
+}
+
+/// What a CUDA device reports about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuInfo {
+    /// Device name.
+    pub name: String,
+    /// Total memory, bytes.
+    pub memory_bytes: u64,
+    /// Streaming multiprocessors.
+    pub sm_count: u32,
+    /// Compute capability, e.g. `9.0`.
+    pub compute_capability: String,
+    /// Driver version, e.g. `13.0`.
+    pub driver: String,
+}
+
+/// The facts of the engine's device when it is a GPU (`None` on the CPU).
+pub fn detect_gpu(device: &candle_core::Device) -> Option<GpuInfo> {
+    #[cfg(feature = "cuda")]
+    if let candle_core::Device::Cuda(d) = device {
+        use candle_core::cuda_backend::cudarc::driver::sys;
+        let stream = d.cuda_stream();
+        let ctx = stream.context();
+        let attr = |a| ctx.attribute(a).ok();
+        let mut driver = 0i32;
+        // SAFETY: cuDriverGetVersion writes one int through a valid pointer.
+        let ok =
+            unsafe { sys::cuDriverGetVersion(&mut driver) } == sys::cudaError_enum::CUDA_SUCCESS;
+        return Some(GpuInfo {
+            name: ctx.name().unwrap_or_else(|_| "unknown CUDA device".into()),
+            memory_bytes: ctx.total_mem().map_or(0, |m| m as u64),
+            sm_count: attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+                .unwrap_or(0) as u32,
+            compute_capability: match ctx.compute_capability() {
+                Ok((a, b)) => format!("{a}.{b}"),
+                Err(_) => "?".into(),
+            },
+            driver: if ok {
+                format!("{}.{}", driver / 1000, (driver % 1000) / 10)
+            } else {
+                "?".into()
+            },
+        });
+    }
+    let _ = device;
+    None
+}
+
+/// The hardware-table row of a GPU: the GPU rows whose model (the name up to the first `-`) occurs
+/// in the device name; several candidates are told apart by memory size (within 10%). `None` when
+/// no single row fits.
+pub fn match_gpu<'t>(
+    table: &'t HardwareTable,
+    gpu_name: &str,
+    memory_bytes: u64,
+) -> Option<&'t Hardware> {
+    let norm = |s: &str| s.to_lowercase().replace([' ', '-', '_'], "");
+    let g = norm(gpu_name);
+    if let Some(h) = table
+        .rows
+        .iter()
+        .find(|h| h.kind == DeviceKind::Gpu && g.contains(&norm(&h.name)))
+    {
+        return Some(h);
+    }
+    let cands: Vec<&Hardware> = table
+        .rows
+        .iter()
+        .filter(|h| h.kind == DeviceKind::Gpu)
+        .filter(|h| {
+            let base = norm(h.name.split('-').next().unwrap_or(&h.name));
+            !base.is_empty() && g.contains(&base)
+        })
+        .collect();
+    if cands.len() == 1 {
+        return cands.first().copied();
+    }
+    let gb = memory_bytes as f64 / 1e9;
+    let by_mem: Vec<&Hardware> = cands
+        .into_iter()
+        .filter(|h| h.memory_gb.is_some_and(|m| (gb - m).abs() <= 0.1 * m))
+        .collect();
+    match by_mem.as_slice() {
+        [one] => Some(one),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod gpu_tests {
+    use super::*;
+
+    #[test]
+    fn gpu_names_match_rows() {
+        let t = HardwareTable::builtin().unwrap();
+        let h200 = match_gpu(&t, "NVIDIA H200", 150_000_000_000).unwrap();
+        assert_eq!(h200.name, "H200-SXM-141GB");
+        let a100 = match_gpu(&t, "NVIDIA A100-SXM4-80GB", 85_000_000_000);
+        assert_eq!(a100.map(|h| h.name.as_str()), Some("A100-SXM4-80GB"));
+        // two 80 GB H100 rows: ambiguous without the form factor in the name
+        assert!(match_gpu(&t, "NVIDIA H100 80GB HBM3", 85_000_000_000).is_none());
+        assert!(match_gpu(&t, "NVIDIA GeForce GT 710", 2_000_000_000).is_none());
     }
 }

@@ -9,6 +9,8 @@
 //! [`roofline`] gives analytic bounds. `docs/metrics.md` says which function computes which number.
 
 pub mod accounting;
+pub mod bench;
+pub mod ceilings;
 pub mod compat;
 pub mod config;
 pub mod descriptor;
@@ -16,6 +18,7 @@ pub mod detect;
 pub mod dtype;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod hardware;
 pub mod metrics;
 pub mod naming;
@@ -23,6 +26,7 @@ pub mod params;
 pub mod presets;
 pub mod records;
 pub mod roofline;
+pub mod stats;
 pub mod table;
 pub mod tensors;
 

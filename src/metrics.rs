@@ -17,7 +17,7 @@ pub struct Peaks {
 }
 
 /// Activated experts of one MoE layer over the passes of a phase.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LayerActivation {
     /// Checkpoint layer index.
     pub layer: usize,

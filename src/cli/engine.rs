@@ -233,7 +233,14 @@ pub(crate) fn cmd_synth(
         vocab: *vocab,
         heads: *heads,
     };
-    let cfg = shrunk_config(like, &shrink)?;
+    let mut cfg = shrunk_config(like, &shrink)?;
+    // marks the checkpoint as random weights (reports say so); other readers ignore the key
+    if let Some(o) = cfg.as_object_mut() {
+        o.insert(
+            "moecap_synthetic".into(),
+            json!({"like": like, "seed": seed}),
+        );
+    }
     let desc = moecap::config::parse_config(&cfg.to_string(), "synth")?;
     let tok = match tokenizer {
         Some(p) => {

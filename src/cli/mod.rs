@@ -1,6 +1,7 @@
 //! The `moecap` command line: options in [`options`], one module per command family; this module
 //! dispatches a parsed command line to them.
 
+mod bench;
 mod engine;
 mod hw;
 mod metrics;
@@ -9,6 +10,7 @@ pub(crate) mod options;
 mod roofline;
 
 use anyhow::{bail, Result};
+use bench::*;
 use engine::*;
 use hw::*;
 use metrics::*;
@@ -107,9 +109,15 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         } => cmd_synth(
             like, out, hidden, layers, experts, vocab, heads, tokenizer, seed, list,
         ),
+        Command::Bench { engine, bench } => cmd_bench(engine, bench, &table()?),
         Command::Hw { command } => match command {
             HwCommand::List { json } => cmd_hw_list(&table()?, *json),
             HwCommand::Detect { json } => cmd_hw_detect(&table()?, *json),
+            HwCommand::Measure {
+                device,
+                dtype,
+                json,
+            } => cmd_hw_measure(device, dtype, *json),
         },
     }
 }

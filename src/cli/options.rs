@@ -165,6 +165,14 @@ pub(crate) enum Command {
         #[arg(long)]
         list: bool,
     },
+    /// Benchmark a model: prefill/decode sweeps over batch sizes and prompt lengths with exact
+    /// S-MBU/S-MFU from measured routing; writes a report folder.
+    Bench {
+        #[command(flatten)]
+        engine: EngineArgs,
+        #[command(flatten)]
+        bench: BenchArgs,
+    },
     /// The hardware table and this machine.
     Hw {
         #[command(subcommand)]
@@ -186,6 +194,66 @@ pub(crate) enum HwCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Measure this machine's ceilings (copy/triad bandwidth, matmul throughput) and cache them.
+    Measure {
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Matmul dtypes to measure (comma-separated: f32, f16, bf16).
+        #[arg(long, value_delimiter = ',', default_value = "f32")]
+        dtype: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// Batch sizes (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    pub(crate) batch: Vec<usize>,
+    /// Prompt lengths in tokens (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "64,256")]
+    pub(crate) prompt_len: Vec<usize>,
+    /// Tokens generated per sequence (end-of-sequence ignored; 1 = prefill only).
+    #[arg(long, default_value_t = 32)]
+    pub(crate) gen_len: usize,
+    /// Untimed repetitions before the timed ones, per point.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) warmup: usize,
+    /// Timed repetitions per point.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) repetitions: usize,
+    /// Prompt text: gsm8k, sharegpt (need scripts/fetch-data.sh), text:FILE, sample (built-in),
+    /// random (ids), or auto (gsm8k when fetched, else sample).
+    #[arg(long, default_value = "auto")]
+    pub(crate) prompts: String,
+    /// Hardware-table row for spec peaks [default: the detected device's row, if any].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) hardware: Option<String>,
+    /// Report folder [default: moecap-bench/MODEL-DATE-TIME].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+    /// Continue an interrupted run in --out, skipping its finished points.
+    #[arg(long, requires = "out")]
+    pub(crate) resume: bool,
+    /// Time passes without the probe (each repetition also runs probed, for routing); reports
+    /// the probe's overhead.
+    #[arg(long)]
+    pub(crate) no_probe: bool,
+    /// Measure the machine's ceilings again instead of using the cached ones.
+    #[arg(long, conflicts_with = "ceilings")]
+    pub(crate) remeasure: bool,
+    /// Use the ceilings in this file (as `moecap hw measure` caches them) instead of measuring.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ceilings: Option<PathBuf>,
+    /// Seed of random prompts.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Args)]

@@ -164,6 +164,11 @@ impl Engine {
         self.probe
     }
 
+    /// Switches the probe on or off for the following passes.
+    pub fn set_probe(&mut self, on: bool) {
+        self.probe = on;
+    }
+
     /// A fresh sequence.
     pub fn new_sequence(&self) -> Sequence {
         Sequence {

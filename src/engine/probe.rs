@@ -19,7 +19,7 @@ pub struct LayerRouting {
 }
 
 /// Time spent in each region of one layer, seconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct LayerTiming {
     /// Checkpoint layer index.
     pub layer: usize,
@@ -50,7 +50,7 @@ pub struct PassProbe {
 }
 
 /// Timing of the non-layer regions of a pass.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct PassTiming {
     /// Embedding lookup and rope tables.
     pub embed_s: f64,

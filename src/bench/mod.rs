@@ -1,0 +1,118 @@
+//! `moecap bench`: sweeps of batch size × prompt length on the engine, one point at a time.
+//! [`prompts`] makes the inputs, [`run`] runs a point, [`summary`] turns its repetitions into
+//! figures, [`output`] keeps the run folder (settings, finished points, records, routing) so an
+//! interrupted sweep resumes; [`crate::export`] writes the reports.
+
+pub mod output;
+pub mod prompts;
+pub mod run;
+pub mod summary;
+
+use crate::ceilings::Ceilings;
+use crate::detect::HostInfo;
+use serde::{Deserialize, Serialize};
+use summary::PointSummary;
+
+/// The settings of a run: a resumed run must have the same ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// `--model` as given.
+    pub model: String,
+    /// The model's display name.
+    pub model_name: String,
+    /// Whether the weights are synthetic (random).
+    pub synthetic: bool,
+    /// Engine device.
+    pub device: String,
+    /// Engine dtype.
+    pub dtype: String,
+    /// Generated tokens per sequence.
+    pub gen_len: usize,
+    /// Warm-up repetitions.
+    pub warmup: usize,
+    /// Timed repetitions.
+    pub repetitions: usize,
+    /// Prompt source label.
+    pub prompts: String,
+    /// How prompt text becomes ids.
+    pub tokenisation: String,
+    /// Seed of random prompts (and synthetic weights).
+    pub seed: u64,
+    /// Probe on (false: no-probe mode).
+    pub probe: bool,
+    /// The hardware-table row the spec peaks come from.
+    pub hardware: Option<String>,
+}
+
+impl RunSettings {
+    /// The first setting that differs from `other`, as `(name, this, other)`.
+    pub fn difference(&self, other: &RunSettings) -> Option<(&'static str, String, String)> {
+        let a = serde_json::to_value(self).ok()?;
+        let b = serde_json::to_value(other).ok()?;
+        let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (a, b) else {
+            return None;
+        };
+        for (k, va) in &a {
+            let vb = b.get(k).cloned().unwrap_or(serde_json::Value::Null);
+            if *va != vb {
+                let name = FIELDS.iter().find(|f| **f == k.as_str()).copied()?;
+                return Some((name, va.to_string(), vb.to_string()));
+            }
+        }
+        None
+    }
+}
+
+const FIELDS: [&str; 13] = [
+    "model",
+    "model_name",
+    "synthetic",
+    "device",
+    "dtype",
+    "gen_len",
+    "warmup",
+    "repetitions",
+    "prompts",
+    "tokenisation",
+    "seed",
+    "probe",
+    "hardware",
+];
+
+/// Spec figures of the hardware-table row in use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecInfo {
+    /// Row name.
+    pub name: String,
+    /// Devices.
+    pub devices: u32,
+    /// Bandwidth of all devices, bytes per second.
+    pub bandwidth_bytes_per_s: f64,
+    /// Peak FLOPS of all devices for the dtype.
+    pub flops_per_s: f64,
+}
+
+/// Everything `summary.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// moecap version.
+    pub moecap_version: String,
+    /// Run settings.
+    pub settings: RunSettings,
+    /// The host.
+    pub host: HostInfo,
+    /// The GPU, when the engine ran on one.
+    pub gpu: Option<crate::detect::GpuInfo>,
+    /// Measured ceilings.
+    pub ceilings: Option<Ceilings>,
+    /// Spec peaks.
+    pub spec: Option<SpecInfo>,
+    /// Model parameters, total and activated per token.
+    pub params_total: u64,
+    /// Activated per token.
+    pub params_active: u64,
+    /// KV cache kind in use.
+    pub kv_cache: String,
+    /// Finished points, in sweep order.
+    pub points: Vec<PointSummary>,
+}

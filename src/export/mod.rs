@@ -1,0 +1,28 @@
+//! Reports of a bench run, one exporter per format: [`csv`] (one row per point), [`markdown`]
+//! (the table a person reads, also printed), [`plots`] (SVG figures drawn by [`svg`]); the JSON
+//! summary is the serialised [`BenchReport`] itself.
+
+pub mod csv;
+pub mod markdown;
+pub mod plots;
+pub mod svg;
+
+use crate::bench::output::write_json;
+use crate::bench::BenchReport;
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// Writes `summary.json`, `summary.csv`, `summary.md` and the SVG plots into `dir`.
+pub fn write_reports(dir: &Path, report: &BenchReport) -> Result<()> {
+    write_json(&dir.join("summary.json"), report)?;
+    let put = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+    };
+    put("summary.csv", csv::summary_csv(report))?;
+    put("summary.md", markdown::summary_markdown(report))?;
+    for (name, svg) in plots::plots(report) {
+        put(name, svg)?;
+    }
+    Ok(())
+}

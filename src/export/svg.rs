@@ -1,0 +1,316 @@
+//! Minimal SVG charts for the bench report: line charts (one series per line, optional dashed
+//! reference curves) and stacked bars. Plain SVG 1.1, no scripts, readable in any browser.
+
+use std::fmt::Write;
+
+/// One line of a line chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend text.
+    pub name: String,
+    /// (x, y) points, drawn in order.
+    pub points: Vec<(f64, f64)>,
+    /// Drawn dashed (reference curves).
+    pub dashed: bool,
+}
+
+const COLOURS: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+];
+
+const W: f64 = 560.0;
+const H: f64 = 360.0;
+const L: f64 = 70.0;
+const R: f64 = 150.0;
+const T: f64 = 40.0;
+const B: f64 = 50.0;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A tick label: compact, at most 4 significant digits.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if a >= 1e6 {
+        format!("{:.3}M", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.3}k", v / 1e3)
+    } else if a >= 1.0 {
+        format!("{}", (v * 100.0).round() / 100.0)
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// "Nice" axis ticks covering [lo, hi].
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let span = (hi - lo).max(f64::MIN_POSITIVE);
+    let raw = span / 5.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| span / s <= 6.0)
+        .unwrap_or(10.0 * mag);
+    let mut v = (lo / step).floor() * step;
+    let mut out = Vec::new();
+    // the last tick is at or above `hi`, so it can be the axis maximum
+    loop {
+        out.push(v);
+        if v >= hi - step * 1e-9 {
+            break;
+        }
+        v += step;
+    }
+    out
+}
+
+fn frame(out: &mut String, title: &str, width: f64) {
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{H}" viewBox="0 0 {width} {H}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="14" font-weight="bold">{}</text>"#,
+        width / 2.0,
+        esc(title)
+    );
+}
+
+/// A line chart; `log_x` spaces x logarithmically (batch sizes). Empty series are skipped.
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+) -> String {
+    let mut out = String::new();
+    frame(&mut out, title, W);
+    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.clone()).collect();
+    if pts.is_empty() {
+        out.push_str(r#"<text x="280" y="180" text-anchor="middle">no data</text></svg>"#);
+        return out;
+    }
+    let fx = |x: f64| if log_x { x.max(1e-12).log2() } else { x };
+    let (mut x0, mut x1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
+        (a.min(fx(p.0)), b.max(fx(p.0)))
+    });
+    if x1 - x0 < 1e-12 {
+        x0 -= 1.0;
+        x1 += 1.0;
+    }
+    let y1 = pts.iter().map(|p| p.1).fold(0f64, f64::max);
+    let yt = ticks(0.0, if y1 > 0.0 { y1 * 1.05 } else { 1.0 });
+    let ymax = *yt.last().unwrap_or(&1.0);
+    let px = |x: f64| L + (fx(x) - x0) / (x1 - x0) * (W - L - R);
+    let py = |y: f64| H - B - y / ymax * (H - T - B);
+    // axes and grid
+    for &y in &yt {
+        let _ = write!(
+            out,
+            r##"<line x1="{L}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{tx}" y="{ty:.1}" text-anchor="end">{label}</text>"##,
+            x2 = W - R,
+            yy = py(y),
+            tx = L - 6.0,
+            ty = py(y) + 4.0,
+            label = tick(y)
+        );
+    }
+    let mut xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    for &x in &xs {
+        let _ = write!(
+            out,
+            r##"<line x1="{0:.1}" x2="{0:.1}" y1="{1}" y2="{2}" stroke="#eee"/><text x="{0:.1}" y="{3}" text-anchor="middle">{4}</text>"##,
+            px(x),
+            T,
+            H - B,
+            H - B + 16.0,
+            tick(x)
+        );
+    }
+    let _ = write!(
+        out,
+        r##"<line x1="{L}" x2="{L}" y1="{T}" y2="{0}" stroke="#000"/><line x1="{L}" x2="{1}" y1="{0}" y2="{0}" stroke="#000"/><text x="{2}" y="{3}" text-anchor="middle">{4}</text><text transform="translate(16,{5}) rotate(-90)" text-anchor="middle">{6}</text>"##,
+        H - B,
+        W - R,
+        (L + W - R) / 2.0,
+        H - 12.0,
+        esc(x_label),
+        (T + H - B) / 2.0,
+        esc(y_label)
+    );
+    for (i, s) in series.iter().filter(|s| !s.points.is_empty()).enumerate() {
+        let c = COLOURS[i % COLOURS.len()];
+        let path: Vec<String> = s
+            .points
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
+        let dash = if s.dashed {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"{dash}/>"#,
+            path.join(" ")
+        );
+        for &(x, y) in &s.points {
+            let _ = write!(
+                out,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"/>"#,
+                px(x),
+                py(y)
+            );
+        }
+        let ly = T + 10.0 + 18.0 * i as f64;
+        let _ = write!(
+            out,
+            r#"<line x1="{0}" x2="{1}" y1="{ly}" y2="{ly}" stroke="{c}" stroke-width="2"{dash}/><text x="{2}" y="{3}">{4}</text>"#,
+            W - R + 10.0,
+            W - R + 30.0,
+            W - R + 35.0,
+            ly + 4.0,
+            esc(&s.name)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// Stacked vertical bars: one bar per category, one stacked part per `(name, values)`.
+pub fn stacked_bars(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    categories: &[String],
+    parts: &[(&str, Vec<f64>)],
+) -> String {
+    let width = (L + R + 28.0 * categories.len() as f64).max(W);
+    let mut out = String::new();
+    frame(&mut out, title, width);
+    let totals: Vec<f64> = (0..categories.len())
+        .map(|i| {
+            parts
+                .iter()
+                .map(|p| p.1.get(i).copied().unwrap_or(0.0))
+                .sum()
+        })
+        .collect();
+    let top = totals.iter().copied().fold(0f64, f64::max);
+    if categories.is_empty() || top <= 0.0 {
+        out.push_str(r#"<text x="280" y="180" text-anchor="middle">no data</text></svg>"#);
+        return out;
+    }
+    let yt = ticks(0.0, top * 1.05);
+    let ymax = *yt.last().unwrap_or(&1.0);
+    let py = |y: f64| H - B - y / ymax * (H - T - B);
+    let slot = (width - L - R) / categories.len() as f64;
+    for &y in &yt {
+        let _ = write!(
+            out,
+            r##"<line x1="{L}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{tx}" y="{ty:.1}" text-anchor="end">{label}</text>"##,
+            x2 = width - R,
+            yy = py(y),
+            tx = L - 6.0,
+            ty = py(y) + 4.0,
+            label = tick(y)
+        );
+    }
+    for (i, cat) in categories.iter().enumerate() {
+        let x = L + slot * i as f64 + slot * 0.15;
+        let mut base = 0.0;
+        for (j, (_, vals)) in parts.iter().enumerate() {
+            let v = vals.get(i).copied().unwrap_or(0.0);
+            if v > 0.0 {
+                let _ = write!(
+                    out,
+                    r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"/>"#,
+                    py(base + v),
+                    slot * 0.7,
+                    py(base) - py(base + v),
+                    COLOURS[j % COLOURS.len()]
+                );
+            }
+            base += v;
+        }
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            x + slot * 0.35,
+            H - B + 16.0,
+            esc(cat)
+        );
+    }
+    let _ = write!(
+        out,
+        r##"<line x1="{L}" x2="{L}" y1="{T}" y2="{0}" stroke="#000"/><line x1="{L}" x2="{1}" y1="{0}" y2="{0}" stroke="#000"/><text x="{2}" y="{3}" text-anchor="middle">{4}</text><text transform="translate(16,{5}) rotate(-90)" text-anchor="middle">{6}</text>"##,
+        H - B,
+        width - R,
+        (L + width - R) / 2.0,
+        H - 12.0,
+        esc(x_label),
+        (T + H - B) / 2.0,
+        esc(y_label)
+    );
+    for (j, (name, _)) in parts.iter().enumerate() {
+        let ly = T + 10.0 + 18.0 * j as f64;
+        let _ = write!(
+            out,
+            r#"<rect x="{}" y="{}" width="14" height="10" fill="{}"/><text x="{}" y="{}">{}</text>"#,
+            width - R + 10.0,
+            ly - 6.0,
+            COLOURS[j % COLOURS.len()],
+            width - R + 30.0,
+            ly + 4.0,
+            esc(name)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_are_well_formed() {
+        let s = line_chart(
+            "a < b",
+            "batch",
+            "tokens/s",
+            &[Series {
+                name: "p=128".into(),
+                points: vec![(1.0, 10.0), (4.0, 30.0), (16.0, 70.0)],
+                dashed: false,
+            }],
+            true,
+        );
+        assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
+        assert!(s.contains("a &lt; b") && s.contains("<polyline"));
+        assert_eq!(s.matches("<circle").count(), 3);
+        let b = stacked_bars(
+            "t",
+            "layer",
+            "ms",
+            &["0".into(), "1".into()],
+            &[("attn", vec![1.0, 2.0]), ("moe", vec![3.0, 0.0])],
+        );
+        assert_eq!(
+            b.matches("<rect x=").count(),
+            3 + 2,
+            "three bar parts and two legend keys"
+        );
+        assert!(line_chart("e", "x", "y", &[], false).contains("no data"));
+        assert_eq!(ticks(0.0, 1.0).first(), Some(&0.0));
+        assert!(ticks(0.0, 73.5).last().unwrap() >= &73.5);
+    }
+}
