@@ -49,7 +49,7 @@ pub fn plots(r: &BenchReport) -> Vec<(&'static str, String)> {
         (
             "throughput.svg",
             line_chart(
-                &format!("{name}: decode throughput"),
+                &format!("Decode throughput\n{name}"),
                 "batch size",
                 "generated tokens/s",
                 &series(r, tps(|p| &p.decode), "", false),
@@ -59,7 +59,7 @@ pub fn plots(r: &BenchReport) -> Vec<(&'static str, String)> {
         (
             "prefill_throughput.svg",
             line_chart(
-                &format!("{name}: prefill throughput"),
+                &format!("Prefill throughput\n{name}"),
                 "batch size",
                 "prompt tokens/s",
                 &series(r, tps(|p| &p.prefill), "", false),
@@ -75,21 +75,21 @@ pub fn plots(r: &BenchReport) -> Vec<(&'static str, String)> {
                 .measured_s_mbu
                 .map(|s| s.median * 100.0)
         },
-        " (measured BW)",
+        "",
         false,
     );
     mbu.extend(series(
         r,
         |p| p.decode.utilisation.spec_s_mbu.map(|s| s.median * 100.0),
-        " (spec BW)",
+        ", spec",
         true,
     ));
     out.push((
         "s_mbu.svg",
         line_chart(
-            &format!("{name}: decode S-MBU"),
+            &format!("Decode S-MBU\n{name}"),
             "batch size",
-            "S-MBU %",
+            "% of measured bandwidth (dashed: spec)",
             &mbu,
             true,
         ),
@@ -131,7 +131,7 @@ pub fn plots(r: &BenchReport) -> Vec<(&'static str, String)> {
         out.push((
             "experts.svg",
             line_chart(
-                &format!("{name}: distinct experts per MoE layer per decode pass (prompt {len})"),
+                &format!("Distinct experts per MoE layer per decode pass\n{name}, prompt {len}"),
                 "batch size",
                 "activated experts",
                 &ex,
@@ -158,7 +158,7 @@ pub fn plots(r: &BenchReport) -> Vec<(&'static str, String)> {
             "breakdown.svg",
             stacked_bars(
                 &format!(
-                    "{name}: decode time per layer, batch {} prompt {}",
+                    "Decode time per layer\n{name}, batch {} prompt {}",
                     p.point.batch, p.point.prompt_len
                 ),
                 "layer",

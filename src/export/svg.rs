@@ -18,11 +18,11 @@ const COLOURS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
 ];
 
-const W: f64 = 560.0;
+const W: f64 = 600.0;
 const H: f64 = 360.0;
 const L: f64 = 70.0;
-const R: f64 = 150.0;
-const T: f64 = 40.0;
+const R: f64 = 170.0;
+const T: f64 = 48.0;
 const B: f64 = 50.0;
 
 fn esc(s: &str) -> String {
@@ -71,13 +71,28 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
+/// The SVG header and title; a second title line (after `\n`) is drawn smaller.
 fn frame(out: &mut String, title: &str, width: f64) {
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{H}" viewBox="0 0 {width} {H}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/><text x="{}" y="22" text-anchor="middle" font-size="14" font-weight="bold">{}</text>"#,
-        width / 2.0,
-        esc(title)
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{H}" viewBox="0 0 {width} {H}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>"#
     );
+    let mut lines = title.splitn(2, '\n');
+    let head = lines.next().unwrap_or("");
+    let _ = write!(
+        out,
+        r#"<text x="{}" y="18" text-anchor="middle" font-size="14" font-weight="bold">{}</text>"#,
+        width / 2.0,
+        esc(head)
+    );
+    if let Some(sub) = lines.next() {
+        let _ = write!(
+            out,
+            r#"<text x="{}" y="34" text-anchor="middle" font-size="11">{}</text>"#,
+            width / 2.0,
+            esc(sub)
+        );
+    }
 }
 
 /// A line chart; `log_x` spaces x logarithmically (batch sizes). Empty series are skipped.
