@@ -37,6 +37,16 @@ COMMON = dict(
     pad_token_id=0,
 )
 
+# Latent attention shared by the DeepSeek-V2/V3 fixtures (every head has its own keys: kv heads
+# = heads), with a value head size unlike the key's and a large rms_norm_eps.
+MLA = dict(
+    num_key_value_heads=4, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=6,
+    intermediate_size=40, moe_intermediate_size=16, n_routed_experts=8, num_experts_per_tok=2,
+    n_shared_experts=1, first_k_dense_replace=1, rope_theta=10000.0,
+    # unlike the 1e-6 the latent projections' norms always use, so a wrong epsilon shows
+    rms_norm_eps=1e-2,
+)
+
 FAMILIES = {
     "mixtral": (
         "MixtralConfig",
@@ -120,6 +130,40 @@ FAMILIES = {
         "MistralConfig",
         "MistralForCausalLM",
         dict(intermediate_size=40, sliding_window=8, rope_theta=10000.0, head_dim=8),
+    ),
+    # DeepSeek-V2-Lite's shape: latent attention without q-LoRA, YaRN with its attention-scale
+    # correction (mscale differs from mscale_all_dim, so both paths are exercised), greedy
+    # softmax routing, one dense layer first.
+    "deepseek_v2_lite": (
+        "DeepseekV2Config",
+        "DeepseekV2ForCausalLM",
+        dict(
+            **MLA, q_lora_rank=None, topk_method="greedy", norm_topk_prob=False,
+            routed_scaling_factor=1.0,
+            rope_scaling={
+                "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32,
+                "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 0.8,
+            },
+        ),
+    ),
+    # DeepSeek-V2's: q-LoRA, group-limited greedy routing, routed scaling factor.
+    "deepseek_v2": (
+        "DeepseekV2Config",
+        "DeepseekV2ForCausalLM",
+        dict(
+            **MLA, q_lora_rank=12, topk_method="group_limited_greedy", n_group=4, topk_group=2,
+            norm_topk_prob=False, routed_scaling_factor=2.0,
+        ),
+    ),
+    # DeepSeek-V3's: sigmoid scores, selection-only correction bias, groups ranked by the sum of
+    # their two best scores, renormalised and scaled weights, interleaved rope pairs.
+    "deepseek_v3": (
+        "DeepseekV3Config",
+        "DeepseekV3ForCausalLM",
+        dict(
+            **MLA, q_lora_rank=12, n_group=4, topk_group=2, norm_topk_prob=True,
+            routed_scaling_factor=2.5, rope_interleave=True,
+        ),
     ),
 }
 
@@ -217,9 +261,9 @@ def run(model, ids):
     captured = {}
     hooks = []
     for i, gate in routers(model):
-        def hook(_m, _inp, out, i=i):
+        def hook(_m, _inp, out, i=i, gate=gate):
             logits, scores, indices = out
-            captured[i] = (logits.float().clone(), indices.clone(), scores.float().clone())
+            captured[i] = (logits.float().clone(), indices.clone(), scores.float().clone(), gate)
         hooks.append(gate.register_forward_hook(hook))
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0].float()
@@ -231,6 +275,28 @@ def run(model, ids):
 def margin(probs, k):
     top = torch.topk(probs, k + 1, dim=-1).values
     return (top[:, k - 1] - top[:, k]).min().item()
+
+
+def selection_margin(gate, logits, k):
+    """The smallest gap that decides a token's experts. For plain top-k routers that is the k-th
+    vs (k+1)-th logit; DeepSeek-V2/V3 routers also choose groups (by a group's best score or the
+    sum of its two best, after the correction bias), so both the group ranking and the masked
+    expert ranking must be decisive."""
+    kind = type(gate).__name__
+    if kind == "DeepseekV3TopkRouter":
+        choice = logits.sigmoid() + gate.e_score_correction_bias
+        top2, fill = True, float("-inf")
+    elif kind == "DeepseekV2TopkRouter" and gate.topk_method == "group_limited_greedy":
+        choice = logits.softmax(dim=-1)
+        top2, fill = False, 0.0
+    else:
+        return margin(logits, k)
+    g, kg = gate.num_group, gate.topk_group
+    grouped = choice.view(-1, g, choice.shape[-1] // g)
+    score = grouped.topk(2, dim=-1).values.sum(-1) if top2 else grouped.max(dim=-1).values
+    keep = torch.zeros_like(score, dtype=torch.bool).scatter_(1, score.topk(kg, dim=-1).indices, True)
+    masked = choice.masked_fill(~keep.repeat_interleave(choice.shape[-1] // g, dim=1), fill)
+    return min(margin(score, kg), margin(masked, k))
 
 
 def build(family, seed):
@@ -257,7 +323,12 @@ def init(model):
             if name.endswith("norm.weight") or "layernorm" in name:
                 p.uniform_(0.8, 1.2)
         for _, gate in routers(model):
-            gate.weight.mul_(4.0)
+            # DeepSeek-V2's group choice compares softmax probabilities: a flatter softmax
+            # keeps the group and expert gaps measurable
+            gate.weight.mul_(1.5 if type(gate).__name__ == "DeepseekV2TopkRouter" else 4.0)
+            bias = getattr(gate, "e_score_correction_bias", None)
+            if bias is not None:
+                bias.normal_(0.0, 0.3)
 
 
 def check(model, prompts):
@@ -273,8 +344,8 @@ def check(model, prompts):
             )[0].tolist()
         continuations.append(full[len(ids):])
         logits, routing = run(model, full)
-        for _, (router_logits, idx, _) in routing.items():
-            worst = min(worst, margin(router_logits, idx.shape[-1]))
+        for _, (router_logits, idx, _, gate) in routing.items():
+            worst = min(worst, selection_margin(gate, router_logits, idx.shape[-1]))
         top2 = torch.topk(logits[len(ids) - 1 : len(full) - 1], 2, dim=-1).values
         worst = min(worst, (top2[:, 0] - top2[:, 1]).min().item())
         # the continuation is the argmax of the full-sequence logits
@@ -306,7 +377,7 @@ def main(out_dir):
             tensors[f"input_ids.{b}"] = torch.tensor(ids, dtype=torch.int64)
             tensors[f"logits.{b}"] = logits.contiguous()
             tensors[f"greedy.{b}"] = torch.tensor(continuations[b], dtype=torch.int64)
-            for layer, (_, idx, w) in routing.items():
+            for layer, (_, idx, w, _) in routing.items():
                 tensors[f"topk_ids.{b}.{layer}"] = idx.to(torch.int64).contiguous()
                 tensors[f"topk_weights.{b}.{layer}"] = w.contiguous()
         save_file(tensors, os.path.join(out_dir, f"{family}.expected.safetensors"))

@@ -29,7 +29,7 @@ impl Phase {
 }
 
 /// What the KV cache stores per token and layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KvCacheKind {
     /// Per-head keys and values of GQA/MHA: `2·H_kv·d_h`.

@@ -416,6 +416,8 @@ fn parse_standard(cfg: &Cfg, family: Family, arch: String) -> Result<ModelDesc> 
                 qk_rope_head_dim: cfg.positive("qk_rope_head_dim")?,
                 v_head_dim: cfg.positive("v_head_dim")?,
                 bias: attention_bias,
+                rope_interleave: family == Family::DeepseekV2
+                    || cfg.opt_bool("rope_interleave")?.unwrap_or(true),
             }
         }
         _ => Attention::Gqa {
@@ -543,7 +545,11 @@ fn parse_standard(cfg: &Cfg, family: Family, arch: String) -> Result<ModelDesc> 
                 if freq == 0 {
                     return Err(cfg.err("moe_layer_freq", "must be greater than zero"));
                 }
-                let scoring = match cfg.opt_str("scoring_func")?.unwrap_or("softmax") {
+                // absent fields take the defaults of transformers' config classes (V3: sigmoid,
+                // renormalised, scaled by 2.5, 8 groups keeping 4)
+                let v3 = family == Family::DeepseekV3;
+                let default_scoring = if v3 { "sigmoid" } else { "softmax" };
+                let scoring = match cfg.opt_str("scoring_func")?.unwrap_or(default_scoring) {
                     "softmax" => Scoring::Softmax,
                     "sigmoid" => Scoring::Sigmoid,
                     other => {
@@ -571,8 +577,13 @@ fn parse_standard(cfg: &Cfg, family: Family, arch: String) -> Result<ModelDesc> 
                         format!("unknown method `{topk_method}` (expected greedy, group_limited_greedy or noaux_tc)"),
                     ));
                 }
-                let n_group = cfg.opt_usize("n_group")?.unwrap_or(1).max(1);
-                let topk_group = cfg.opt_usize("topk_group")?.unwrap_or(n_group);
+                let n_group = cfg
+                    .opt_usize("n_group")?
+                    .unwrap_or(if v3 { 8 } else { 1 })
+                    .max(1);
+                let topk_group = cfg
+                    .opt_usize("topk_group")?
+                    .unwrap_or(if v3 && n_group == 8 { 4 } else { n_group });
                 let m = Moe {
                     num_experts: e,
                     top_k: k,
@@ -584,8 +595,10 @@ fn parse_standard(cfg: &Cfg, family: Family, arch: String) -> Result<ModelDesc> 
                     }),
                     router: Router {
                         scoring,
-                        norm_topk_prob: cfg.opt_bool("norm_topk_prob")?.unwrap_or(false),
-                        routed_scaling_factor: cfg.opt_f64("routed_scaling_factor")?.unwrap_or(1.0),
+                        norm_topk_prob: cfg.opt_bool("norm_topk_prob")?.unwrap_or(v3),
+                        routed_scaling_factor: cfg
+                            .opt_f64("routed_scaling_factor")?
+                            .unwrap_or(if v3 { 2.5 } else { 1.0 }),
                         n_group,
                         topk_group,
                         correction_bias: topk_method == "noaux_tc",

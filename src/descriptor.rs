@@ -135,6 +135,9 @@ pub enum Attention {
         v_head_dim: usize,
         /// Biases on `q_a_proj`/`kv_a_proj_with_mqa`/`o_proj` (`attention_bias`).
         bias: bool,
+        /// The rotary dimensions are stored as interleaved pairs `(x0, x1), (x2, x3), …`
+        /// (DeepSeek-V2 always; V3 per `rope_interleave`, default true) rather than as halves.
+        rope_interleave: bool,
     },
 }
 

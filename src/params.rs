@@ -156,6 +156,7 @@ pub fn attention_params(att: &Attention, d: u64) -> u64 {
             qk_rope_head_dim,
             v_head_dim,
             bias,
+            ..
         } => {
             let h = heads as u64;
             let qk = (qk_nope_head_dim + qk_rope_head_dim) as u64;

@@ -41,6 +41,10 @@ pub struct PassRecord {
     /// Per MoE layer (checkpoint layer index as a string key): the activated experts.
     #[serde(default)]
     pub experts: BTreeMap<String, LayerExperts>,
+    /// The KV cache the engine kept (`gqa`, `mla_latent`, `mla_decompressed`); `metrics` takes
+    /// it as the default of `--kv-cache`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache: Option<crate::accounting::KvCacheKind>,
 }
 
 impl PassRecord {

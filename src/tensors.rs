@@ -98,6 +98,7 @@ pub fn expected_tensors(desc: &ModelDesc) -> Vec<TensorSpec> {
                 qk_rope_head_dim,
                 v_head_dim,
                 bias,
+                ..
             } => {
                 let qk = qk_nope_head_dim + qk_rope_head_dim;
                 match q_lora_rank {

@@ -39,6 +39,7 @@ fn record(
             new_tokens: new.to_vec(),
             logits_positions: Some(new.len() as u64),
             experts: ex,
+            kv_cache: None,
         },
         topk,
         timing: PassTiming {

@@ -575,3 +575,64 @@ fn text_prompts_output_and_stop_strings() {
     assert_eq!(s["finish"], "stop");
     assert_eq!(s["text"].as_str().unwrap(), words[..3].join(" "));
 }
+
+#[test]
+fn inspect_finds_every_tensor_of_every_reference_checkpoint() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("config.json").is_file())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 12, "{dirs:?}");
+    for d in &dirs {
+        let desc = moecap::config::load_config(&d.join("config.json")).unwrap();
+        let check = moecap::tensors::check_checkpoint(&desc, d)
+            .unwrap()
+            .unwrap();
+        assert!(check.ok(), "{}: {check:?}", d.display());
+    }
+}
+
+#[test]
+fn latent_attention_records_name_their_cache() {
+    let dir = fixture("deepseek_v3");
+    let m = load_model(dir.to_str().unwrap(), &Device::Cpu, DType::F32, 0).unwrap();
+    let mut e = Engine::new(m, true);
+    let mut s = e.new_sequence();
+    e.forward(&mut [&mut s], &[IDS.to_vec()], LogitsMode::Last)
+        .unwrap();
+    e.forward(&mut [&mut s], &[vec![7]], LogitsMode::Last)
+        .unwrap();
+    let recs = e.take_records();
+    assert!(recs
+        .iter()
+        .all(|r| r.pass.kv_cache == Some(moecap::accounting::KvCacheKind::MlaLatent)));
+    // metrics counts the latent cache by default: KV bytes of the decode pass read 5 cached
+    // tokens and write 1, each (kv_lora_rank 16 + rope 4) × 3 layers × 4 bytes
+    let out = tmpdir("mla-records").join("r.jsonl");
+    moecap::engine::io::append_records(&out, &recs).unwrap();
+    let o = moecap(
+        &[
+            "metrics",
+            "--records",
+            out.to_str().unwrap(),
+            "--model",
+            dir.to_str().unwrap(),
+            "--hardware",
+            "H100-SXM",
+            "--dtype",
+            "f32",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kv_cache"], "mla_latent");
+    assert_eq!(
+        v["decode"]["kv_bytes"].as_f64().unwrap(),
+        (6 * 20 * 3 * 4) as f64
+    );
+}

@@ -1,5 +1,6 @@
 //! The engine against Hugging Face transformers on tiny random checkpoints of every family it
-//! runs, and of the rope scaling types linear, llama3 and yarn (tests/fixtures/reference, written
+//! runs (DeepSeek-V2-Lite, V2 and V3 with latent attention among them), and of the rope scaling
+//! types linear, llama3 and yarn (tests/fixtures/reference, written
 //! by scripts/reference-fixtures.sh): full logits within
 //! 1e-4, identical routing ids, combine weights, identical 12-token greedy continuations (which
 //! exercise the KV cache), and batch invariance.
@@ -15,12 +16,15 @@ use moecap::engine::{Engine, LogitsMode};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-const FAMILIES: [&str; 9] = [
+const FAMILIES: [&str; 12] = [
     "mixtral",
     "qwen2_moe",
     "qwen3_moe",
     "olmoe",
     "deepseek_v1",
+    "deepseek_v2_lite",
+    "deepseek_v2",
+    "deepseek_v3",
     "llama",
     "llama3_rope",
     "qwen3_moe_yarn",
@@ -139,7 +143,7 @@ fn greedy_continuations_match_transformers() {
 
 #[test]
 fn batch_invariance_of_logits() {
-    for family in ["mixtral", "qwen2_moe"] {
+    for family in ["mixtral", "qwen2_moe", "deepseek_v2_lite"] {
         let exp = expected(family);
         let mut eng = engine(family);
         let prompts: Vec<Vec<u32>> = (0..2)

@@ -3,6 +3,7 @@
 use super::options::*;
 use super::print_json;
 use anyhow::{bail, Result};
+use moecap::accounting::KvCacheKind;
 use moecap::compat::{compat_pass, compat_peaks, compat_phase, CompatModel, CompatPass};
 use moecap::hardware::HardwareTable;
 use moecap::metrics::{exact_metrics, MetricsReport, PhaseMetrics};
@@ -20,9 +21,32 @@ pub(crate) fn cmd_metrics(
 ) -> Result<()> {
     let resolved = resolve_model(model)?;
     let d = &resolved.desc;
-    let dev = device.resolve(table, d)?;
+    let mut dev = device.resolve(table, d)?;
     let records = read_records(records_path)?;
     let file = records_path.display().to_string();
+    if let (None, Records::Native(recs)) = (&device.kv_cache, &records) {
+        // the cache the engine says it kept, unless --kv-cache names another
+        let kinds: Vec<KvCacheKind> = recs.iter().filter_map(|r| r.kv_cache).collect();
+        if let Some(&kind) = kinds.first() {
+            if kinds.iter().any(|k| *k != kind) {
+                bail!("{file}: the records name different KV caches; pass --kv-cache");
+            }
+            let mla = matches!(d.attention(), moecap::descriptor::Attention::Mla { .. });
+            if mla == (kind == KvCacheKind::Gqa) {
+                bail!(
+                    "{file}: the records say the KV cache was `{}`, which does not fit {} ({})",
+                    kv_cache_name(kind),
+                    d.display_name(),
+                    if mla {
+                        "latent attention"
+                    } else {
+                        "no latent attention"
+                    }
+                );
+            }
+            dev.kv_cache = kind;
+        }
+    }
     let (peaks, prefill, decode, formula_name) = match formula {
         Formula::Exact => {
             let Records::Native(recs) = &records else {

@@ -67,9 +67,9 @@ impl Attention {
             qk_norm,
         } = desc.layers[i].attention
         else {
-            return Err(Error::Unsupported(
-                "latent attention (MLA) is not in the engine yet".into(),
-            ));
+            return Err(Error::Invalid(format!(
+                "layer {i}: not a grouped-query attention layer"
+            )));
         };
         let n = Names::new(desc);
         let b = |p: &str| qkv_bias.then(|| n.attn(i, &format!("{p}.bias")));

@@ -1,8 +1,9 @@
-//! The KV cache of one sequence: per layer, keys and values `[H_kv, capacity, d]`, grown by
-//! doubling, appended in place.
+//! The KV cache of one sequence: per layer two tensors `[heads, capacity, d]` (keys and values;
+//! for latent attention the compressed latent and the shared rotary key), grown by doubling,
+//! appended in place.
 
 use crate::error::Result;
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 
 /// Keys and values of one layer.
 #[derive(Debug, Clone)]
@@ -39,15 +40,16 @@ impl KvCache {
         self.len == 0
     }
 
-    /// Appends `k`, `v` `[H_kv, n, d]` to layer `l` and returns the whole keys and values
-    /// `[H_kv, len + n, d]`. Every layer appends the same `n` within a pass; [`KvCache::commit`]
-    /// then advances the length.
+    /// Appends `k` `[H_k, n, d_k]` and `v` `[H_v, n, d_v]` to layer `l` and returns the whole of
+    /// both, `[H_k, len + n, d_k]` and `[H_v, len + n, d_v]`. Every layer appends the same `n`
+    /// within a pass; [`KvCache::commit`] then advances the length.
     pub fn append(&mut self, l: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (hkv, n, d) = k.dims3()?;
+        let n = k.dim(1)?;
         let need = self.len + n;
-        let grow = |old: Option<&Tensor>, dtype: DType, dev: &Device| -> Result<Tensor> {
+        let grow = |old: Option<&Tensor>, like: &Tensor| -> Result<Tensor> {
+            let (heads, _, d) = like.dims3()?;
             let cap = need.next_power_of_two().max(64);
-            let fresh = Tensor::zeros((hkv, cap, d), dtype, dev)?;
+            let fresh = Tensor::zeros((heads, cap, d), like.dtype(), like.device())?;
             if let Some(o) = old {
                 if self.len > 0 {
                     fresh.slice_set(&o.narrow(1, 0, self.len)?.contiguous()?, 1, 0)?;
@@ -63,8 +65,8 @@ impl KvCache {
                     None => (None, None),
                 };
                 LayerKv {
-                    k: grow(ok, k.dtype(), k.device())?,
-                    v: grow(ov, v.dtype(), v.device())?,
+                    k: grow(ok, k)?,
+                    v: grow(ov, v)?,
                 }
             }
         };

@@ -10,6 +10,7 @@ pub mod io;
 pub mod kernels;
 pub mod layers;
 pub mod loader;
+pub mod mla;
 pub mod model;
 pub mod moe;
 pub mod probe;

@@ -5,12 +5,13 @@
 use super::attention::{pass_masks, Attention, PassContext, SeqSpan};
 use super::cache::KvCache;
 use super::layers::{Linear, RmsNorm};
+use super::mla::MlaAttention;
 use super::moe::FeedForward;
 use super::probe::{Clock, EngineRecord, LayerMarks, PassProbe, PassTiming};
 use super::rope::Rope;
 use super::weights::WeightStore;
 use crate::accounting::Phase;
-use crate::descriptor::{Family, ModelDesc};
+use crate::descriptor::{Attention as AttnDesc, Family, ModelDesc};
 use crate::error::{Error, Result};
 use crate::naming::Names;
 use crate::records::{LayerExperts, PassRecord};
@@ -19,20 +20,58 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// Families the engine runs.
-pub const ENGINE_FAMILIES: [Family; 7] = [
+pub const ENGINE_FAMILIES: [Family; 9] = [
     Family::Mixtral,
     Family::Qwen2Moe,
     Family::Qwen3Moe,
     Family::Olmoe,
     Family::Deepseek,
+    Family::DeepseekV2,
+    Family::DeepseekV3,
     Family::Llama,
     Family::Mistral,
 ];
 
+/// A layer's attention: one implementation per kind, shared by every family.
+enum LayerAttention {
+    /// Grouped-query attention.
+    Gqa(Attention),
+    /// DeepSeek latent attention.
+    Mla(MlaAttention),
+}
+
+impl LayerAttention {
+    fn new(
+        desc: &ModelDesc,
+        i: usize,
+        w: &WeightStore,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Self> {
+        Ok(match desc.layers[i].attention {
+            AttnDesc::Gqa { .. } => LayerAttention::Gqa(Attention::new(desc, i, w, dtype, dev)?),
+            AttnDesc::Mla { .. } => LayerAttention::Mla(MlaAttention::new(desc, i, w, dtype, dev)?),
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        pass: &PassContext,
+        caches: &mut [&mut KvCache],
+        layer: usize,
+    ) -> Result<Tensor> {
+        match self {
+            LayerAttention::Gqa(a) => a.forward(x, pass, caches, layer),
+            LayerAttention::Mla(a) => a.forward(x, pass, caches, layer),
+        }
+    }
+}
+
 struct DecoderLayer {
     input_norm: RmsNorm,
     post_norm: RmsNorm,
-    attn: Attention,
+    attn: LayerAttention,
     ffn: FeedForward,
 }
 
@@ -94,11 +133,17 @@ impl Model {
                     dtype,
                     device,
                 )?,
-                attn: Attention::new(&desc, i, w, dtype, device)?,
+                attn: LayerAttention::new(&desc, i, w, dtype, device)?,
                 ffn: FeedForward::new(&desc, i, w, dtype, device)?,
             });
         }
-        let head_dim = desc.attention().qk_head_dim();
+        // the rotated dimensions: the whole head, or latent attention's decoupled rope part
+        let head_dim = match desc.attention() {
+            AttnDesc::Mla {
+                qk_rope_head_dim, ..
+            } => *qk_rope_head_dim,
+            a => a.qk_head_dim(),
+        };
         Ok(Model {
             norm: RmsNorm::new(w, &n.final_norm(), d, desc.norm_eps, dtype, device)?,
             lm_head: Linear::from_weight(lm_head),
@@ -335,6 +380,9 @@ impl Engine {
                 new_tokens: spans.iter().map(|s| s.len as u64).collect(),
                 logits_positions: Some(logits_positions),
                 experts,
+                kv_cache: Some(crate::accounting::KvCacheKind::default_for(
+                    &self.model.desc,
+                )),
             },
             topk: probe
                 .routing

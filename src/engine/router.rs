@@ -78,11 +78,17 @@ impl Router {
                 })
                 .collect();
             let keep = top_indices(&group_score, self.topk_group);
+            // DeepSeek-V2 (softmax, always positive) masks dropped groups with 0.0; V3's
+            // `noaux_tc` masks them with −∞, which matters once a negative bias is added.
+            let dropped = if self.group_by_top2_sum {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            };
             for g in 0..self.n_group {
                 if !keep.contains(&g) {
-                    // The references mask dropped groups with 0.0, not −∞.
                     for c in &mut choice[g * per..(g + 1) * per] {
-                        *c = 0.0;
+                        *c = dropped;
                     }
                 }
             }
@@ -171,6 +177,26 @@ mod tests {
         r.group_by_top2_sum = false;
         assert_eq!(r.route(&l).0, vec![0, 1]);
         assert_eq!(top_indices(&[1.0, 3.0, 3.0], 2), vec![1, 2]);
+    }
+
+    #[test]
+    fn noaux_tc_drops_groups_below_any_biased_score() {
+        // DeepSeek-V3: sigmoid, a negative correction bias on every expert, 2 groups of 2,
+        // keep 1 group, top-2, renormalised (1e-20), scaled by 2.5.
+        let mut r = router(Scoring::Sigmoid, 2, true);
+        r.n_group = 2;
+        r.topk_group = 1;
+        r.group_by_top2_sum = true;
+        r.renorm_eps = 1e-20;
+        r.scaling = 2.5;
+        r.bias = Some(vec![-1.0, -1.0, -1.0, -1.0]);
+        let logit = |p: f32| (p / (1.0 - p)).ln();
+        // choice scores: -0.2, -0.3 (sum -0.5, kept) and -0.6, -0.9 (sum -1.5, dropped)
+        let l = [logit(0.8), logit(0.7), logit(0.4), logit(0.1)];
+        let (ids, w) = r.route(&l);
+        assert_eq!(ids, vec![0, 1], "a dropped group masked with 0.0 would win");
+        // weights from the unbiased scores: 0.8 and 0.7 over 1.5, times 2.5
+        assert!((w[0] - 0.8 / 1.5 * 2.5).abs() < 1e-6 && (w[1] - 0.7 / 1.5 * 2.5).abs() < 1e-6);
     }
 
     #[test]

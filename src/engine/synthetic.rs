@@ -56,6 +56,20 @@ pub const SYNTHETIC: &[SyntheticModel] = &[
             "num_experts":64,"num_experts_per_tok":8,"rope_theta":10000.0,"rms_norm_eps":1e-5,
             "eos_token_id":50279,"max_position_embeddings":4096}"#,
     },
+    SyntheticModel {
+        name: "deepseek-v2-lite-mid",
+        about: "DeepSeek-V2-Lite layout (latent attention, YaRN, 2 shared + 64 routed experts, top-6, first layer dense), hidden 1024, 8 layers, vocab 32000: for CPU benchmarks",
+        config: r#"{"architectures":["DeepseekV2ForCausalLM"],"model_type":"deepseek_v2","hidden_size":1024,
+            "num_hidden_layers":8,"num_attention_heads":16,"num_key_value_heads":16,"q_lora_rank":null,
+            "kv_lora_rank":256,"qk_nope_head_dim":64,"qk_rope_head_dim":32,"v_head_dim":64,
+            "intermediate_size":2816,"moe_intermediate_size":352,"n_routed_experts":64,
+            "n_shared_experts":2,"num_experts_per_tok":6,"first_k_dense_replace":1,"moe_layer_freq":1,
+            "topk_method":"greedy","norm_topk_prob":false,"routed_scaling_factor":1.0,
+            "scoring_func":"softmax","vocab_size":32000,"rms_norm_eps":1e-6,"rope_theta":10000.0,
+            "rope_scaling":{"type":"yarn","factor":40.0,"original_max_position_embeddings":4096,
+            "beta_fast":32,"beta_slow":1,"mscale":0.707,"mscale_all_dim":0.707},
+            "max_position_embeddings":163840,"eos_token_id":2,"bos_token_id":1}"#,
+    },
 ];
 
 /// The descriptor of a synthetic model.
