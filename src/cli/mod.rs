@@ -3,6 +3,7 @@
 
 mod bench;
 mod engine;
+mod eval;
 mod hw;
 mod metrics;
 mod model;
@@ -12,6 +13,7 @@ mod roofline;
 use anyhow::{bail, Result};
 use bench::*;
 use engine::*;
+use eval::*;
 use hw::*;
 use metrics::*;
 use model::*;
@@ -110,6 +112,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             like, out, hidden, layers, experts, vocab, heads, tokenizer, seed, list,
         ),
         Command::Bench { engine, bench } => cmd_bench(engine, bench, &table()?),
+        Command::Eval { engine, eval } => cmd_eval(engine, eval, &table()?),
         Command::Hw { command } => match command {
             HwCommand::List { json } => cmd_hw_list(&table()?, *json),
             HwCommand::Detect { json } => cmd_hw_detect(&table()?, *json),

@@ -173,6 +173,14 @@ pub(crate) enum Command {
         #[command(flatten)]
         bench: BenchArgs,
     },
+    /// Accuracy on real datasets (lm-evaluation-harness formats) from the instrumented engine:
+    /// per-item results, a summary, and the probe's records of the same passes.
+    Eval {
+        #[command(flatten)]
+        engine: EngineArgs,
+        #[command(flatten)]
+        eval: EvalArgs,
+    },
     /// The hardware table and this machine.
     Hw {
         #[command(subcommand)]
@@ -206,6 +214,46 @@ pub(crate) enum HwCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args)]
+pub(crate) struct EvalArgs {
+    /// Tasks (comma-separated): mmlu, arc_challenge, arc_easy, hellaswag, gsm8k_cot.
+    #[arg(
+        long,
+        default_value = "mmlu,arc_challenge,arc_easy,hellaswag,gsm8k_cot"
+    )]
+    pub(crate) tasks: String,
+    /// The first N items of each task (per subject for MMLU).
+    #[arg(long)]
+    pub(crate) limit: Option<usize>,
+    /// Exemplars per prompt [default: the task's: MMLU 5, GSM8K-CoT 8, others 0].
+    #[arg(long)]
+    pub(crate) shots: Option<usize>,
+    /// Sequences per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) batch: usize,
+    /// Generated tokens at most per GSM8K answer.
+    #[arg(long, default_value_t = 256)]
+    pub(crate) max_gen_tokens: usize,
+    /// The data folder [default: $MOECAP_DATA, else ~/.cache/moecap/data].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long, value_name = "DIR", default_value = "moecap-eval")]
+    pub(crate) out: PathBuf,
+    /// Switch the probe off (no records, no performance leg).
+    #[arg(long)]
+    pub(crate) no_probe: bool,
+    /// Hardware-table row for spec utilisation [default: the detected device's row].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) hardware: Option<String>,
+    /// Measured ceilings file instead of the cache.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ceilings: Option<PathBuf>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Args)]

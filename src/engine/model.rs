@@ -164,6 +164,9 @@ pub enum LogitsMode {
     Last,
     /// Every position of the pass.
     All,
+    /// The last `k` positions of each sequence (all of a shorter one): log-likelihood scoring
+    /// of continuations without the LM head over the whole context.
+    Tail(usize),
 }
 
 /// One sequence's state: its KV cache.
@@ -315,6 +318,13 @@ impl Engine {
                 .iter()
                 .map(|s| (s.offset + s.len - 1) as u32)
                 .collect(),
+            LogitsMode::Tail(k) => spans
+                .iter()
+                .flat_map(|s| {
+                    let n = k.clamp(1, s.len);
+                    (s.offset + s.len - n..s.offset + s.len).map(|r| r as u32)
+                })
+                .collect(),
         };
         let sel = if rows.len() == n_tok {
             x
@@ -329,7 +339,11 @@ impl Engine {
         let mut out = Vec::with_capacity(spans.len());
         let mut row = 0;
         for s in &spans {
-            let n = if mode == LogitsMode::All { s.len } else { 1 };
+            let n = match mode {
+                LogitsMode::All => s.len,
+                LogitsMode::Last => 1,
+                LogitsMode::Tail(k) => k.clamp(1, s.len),
+            };
             out.push(logits.narrow(0, row, n)?);
             row += n;
         }

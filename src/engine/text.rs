@@ -34,6 +34,15 @@ impl TextCodec {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// Token ids of a text continuation, without special tokens (log-likelihood scoring).
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .tok
+            .encode(text, false)
+            .map_err(|e| Error::Invalid(format!("{}: cannot encode the text: {e}", self.origin)))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
     /// Text of generated ids, special tokens skipped.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.tok

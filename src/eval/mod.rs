@@ -1,0 +1,79 @@
+//! `moecap eval`: accuracy on real datasets in lm-evaluation-harness's formats, from the same
+//! engine passes that the probe times and traces. [`tasks`] builds prompts from the data folder,
+//! [`score`] runs them; this module turns per-item results into each task's metrics.
+
+pub mod score;
+pub mod tasks;
+
+use score::{Accuracy, ChoiceResult, GenResult};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A task's metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    /// Task name.
+    pub task: String,
+    /// Exemplars in each prompt.
+    pub shots: usize,
+    /// Metric name → accuracy (`acc`, `acc_norm`; GSM8K: `exact_match_strict`,
+    /// `exact_match_flexible`).
+    pub metrics: BTreeMap<String, Accuracy>,
+    /// Per group (MMLU subject): `acc`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub groups: BTreeMap<String, Accuracy>,
+}
+
+/// Metrics of a multiple-choice task. MMLU's aggregate is over all its items (each subject
+/// weighted by its size, as lm-evaluation-harness aggregates the group) and it reports `acc`
+/// only, like the harness.
+pub fn summarise_choices(task: &str, shots: usize, r: &[ChoiceResult]) -> TaskSummary {
+    let mut metrics = BTreeMap::new();
+    metrics.insert(
+        "acc".into(),
+        Accuracy::of(r.iter().map(|x| x.pred == x.gold)),
+    );
+    if task != "mmlu" {
+        metrics.insert(
+            "acc_norm".into(),
+            Accuracy::of(r.iter().map(|x| x.pred_norm == x.gold)),
+        );
+    }
+    let mut by: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    for x in r.iter().filter(|x| !x.group.is_empty()) {
+        by.entry(x.group.clone())
+            .or_default()
+            .push(x.pred == x.gold);
+    }
+    TaskSummary {
+        task: task.into(),
+        shots,
+        metrics,
+        groups: by.into_iter().map(|(g, v)| (g, Accuracy::of(v))).collect(),
+    }
+}
+
+/// Metrics of GSM8K: exact match of the strict and the flexible extraction.
+pub fn summarise_gen(task: &str, shots: usize, r: &[GenResult]) -> TaskSummary {
+    let mut metrics = BTreeMap::new();
+    metrics.insert(
+        "exact_match_strict".into(),
+        Accuracy::of(
+            r.iter()
+                .map(|x| x.strict.as_deref() == Some(x.answer.as_str())),
+        ),
+    );
+    metrics.insert(
+        "exact_match_flexible".into(),
+        Accuracy::of(
+            r.iter()
+                .map(|x| x.flexible.as_deref() == Some(x.answer.as_str())),
+        ),
+    );
+    TaskSummary {
+        task: task.into(),
+        shots,
+        metrics,
+        groups: BTreeMap::new(),
+    }
+}

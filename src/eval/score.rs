@@ -1,0 +1,249 @@
+//! Scoring on the engine: the log-likelihood of each choice's continuation (lm-evaluation-
+//! harness's way: the context's trailing spaces move to the continuation, the continuation's
+//! tokens are what `context + continuation` has past the context's tokens), and greedy
+//! generation for generative tasks; per-item results and accuracy with standard errors.
+
+use super::tasks::{extract_flexible, extract_strict, ChoiceItem, GenItem};
+use crate::engine::generate::{generate, GenerateParams};
+use crate::engine::model::{Engine, LogitsMode};
+use crate::engine::sampling::Sampler;
+use crate::engine::text::TextCodec;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// One scored multiple-choice item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChoiceResult {
+    /// Item id.
+    pub id: String,
+    /// Group (MMLU subject).
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub group: String,
+    /// The right choice.
+    pub gold: usize,
+    /// Log-likelihood of each choice.
+    pub loglikelihoods: Vec<f64>,
+    /// Byte length of each continuation (for `acc_norm`).
+    pub bytes: Vec<usize>,
+    /// Choice with the highest log-likelihood.
+    pub pred: usize,
+    /// Choice with the highest log-likelihood per byte.
+    pub pred_norm: usize,
+}
+
+/// One generated answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenResult {
+    /// Item id.
+    pub id: String,
+    /// The reference answer.
+    pub answer: String,
+    /// Generated text (cut at the first stop string).
+    pub output: String,
+    /// Strict extraction (`... answer is N`).
+    pub strict: Option<String>,
+    /// Flexible extraction (last number).
+    pub flexible: Option<String>,
+}
+
+/// Accuracy with its standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Accuracy {
+    /// Items.
+    pub n: usize,
+    /// Fraction right.
+    pub value: f64,
+    /// Standard error of the mean (sample standard deviation / √n, as lm-evaluation-harness).
+    pub stderr: f64,
+}
+
+impl Accuracy {
+    /// From per-item correctness.
+    pub fn of(correct: impl IntoIterator<Item = bool>) -> Accuracy {
+        let v: Vec<f64> = correct.into_iter().map(|c| c as u8 as f64).collect();
+        let n = v.len();
+        if n == 0 {
+            return Accuracy {
+                n,
+                value: 0.0,
+                stderr: 0.0,
+            };
+        }
+        let mean = v.iter().sum::<f64>() / n as f64;
+        let stderr = if n > 1 {
+            (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+                / (n as f64).sqrt()
+        } else {
+            0.0
+        };
+        Accuracy {
+            n,
+            value: mean,
+            stderr,
+        }
+    }
+}
+
+fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Context and continuation token ids of one request.
+fn encode_pair(codec: &TextCodec, context: &str, continuation: &str) -> Result<(Vec<u32>, usize)> {
+    let trimmed = context.trim_end_matches(' ');
+    let moved = &context[trimmed.len()..];
+    let cont = format!("{moved}{continuation}");
+    let whole = codec.encode(&format!("{trimmed}{cont}"))?;
+    let ctx = codec.encode(trimmed)?;
+    if ctx.len() >= whole.len() {
+        return Err(Error::Invalid(format!(
+            "the continuation `{continuation}` adds no tokens to its context"
+        )));
+    }
+    Ok((whole, ctx.len()))
+}
+
+/// Scores multiple-choice items, `batch` sequences per forward pass; `progress(items)` after
+/// each batch.
+pub fn score_choices(
+    engine: &mut Engine,
+    codec: &TextCodec,
+    items: &[ChoiceItem],
+    batch: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<ChoiceResult>> {
+    // every (item, choice) request
+    let mut reqs = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        for (c, ch) in it.choices.iter().enumerate() {
+            let (ids, ctx_len) = encode_pair(codec, &it.context, ch)?;
+            reqs.push((i, c, ids, ctx_len));
+        }
+    }
+    let vocab = engine.model.desc.vocab_size;
+    let mut ll: Vec<Vec<f64>> = items.iter().map(|it| vec![0.0; it.choices.len()]).collect();
+    let mut done_items = 0;
+    for chunk in reqs.chunks(batch.max(1)) {
+        let tail = chunk
+            .iter()
+            .map(|(_, _, ids, ctx)| ids.len() - ctx + 1)
+            .max()
+            .unwrap_or(1);
+        let mut seqs: Vec<_> = chunk.iter().map(|_| engine.new_sequence()).collect();
+        let mut refs: Vec<_> = seqs.iter_mut().collect();
+        let toks: Vec<Vec<u32>> = chunk.iter().map(|(_, _, ids, _)| ids.clone()).collect();
+        if let Some(bad) = toks.iter().flatten().find(|&&t| t as usize >= vocab) {
+            return Err(Error::Invalid(format!(
+                "the tokenizer gives id {bad}, outside the model's vocabulary ({vocab})"
+            )));
+        }
+        let logits = engine.forward(&mut refs, &toks, LogitsMode::Tail(tail))?;
+        for ((i, c, ids, ctx), l) in chunk.iter().zip(&logits) {
+            let rows = l.to_vec2::<f32>()?;
+            // row r holds the prediction for position ids.len() - rows.len() + r + 1
+            let first = ids.len() - rows.len();
+            let mut sum = 0.0f64;
+            for (pos, &tok) in ids.iter().enumerate().skip(*ctx) {
+                let row = &rows[pos - 1 - first];
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+                let lse = max
+                    + row
+                        .iter()
+                        .map(|&x| ((x as f64) - max).exp())
+                        .sum::<f64>()
+                        .ln();
+                sum += row[tok as usize] as f64 - lse;
+            }
+            ll[*i][*c] = sum;
+        }
+        let finished = chunk.last().map_or(0, |(i, c, _, _)| {
+            if *c + 1 == items[*i].choices.len() {
+                i + 1
+            } else {
+                *i
+            }
+        });
+        if finished > done_items {
+            progress(finished - done_items);
+            done_items = finished;
+        }
+    }
+    Ok(items
+        .iter()
+        .zip(ll)
+        .map(|(it, ll)| {
+            let bytes: Vec<usize> = it.choices.iter().map(|c| c.len()).collect();
+            let norm: Vec<f64> = ll.iter().zip(&bytes).map(|(l, b)| l / *b as f64).collect();
+            ChoiceResult {
+                id: it.id.clone(),
+                group: it.group.clone(),
+                gold: it.gold,
+                pred: argmax(&ll),
+                pred_norm: argmax(&norm),
+                loglikelihoods: ll,
+                bytes,
+            }
+        })
+        .collect())
+}
+
+/// The stop strings of GSM8K generation.
+pub const GSM8K_STOPS: [&str; 4] = ["Question:", "</s>", "<|im_end|>", "\n\n"];
+
+/// Generates greedy answers, `batch` prompts at a time, up to `max_new_tokens`.
+pub fn generate_answers(
+    engine: &mut Engine,
+    codec: &TextCodec,
+    items: &[GenItem],
+    batch: usize,
+    max_new_tokens: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<GenResult>> {
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(batch.max(1)) {
+        let prompts = chunk
+            .iter()
+            .map(|it| codec.encode(&it.prompt))
+            .collect::<Result<Vec<_>>>()?;
+        let mut params = GenerateParams {
+            max_new_tokens,
+            sampler: Sampler::Greedy,
+            eos: engine.model.desc.eos_token_ids.clone(),
+            stop: GSM8K_STOPS.iter().map(|s| s.to_string()).collect(),
+        };
+        let gens = generate(engine, &prompts, &mut params, Some(codec))?;
+        for (it, g) in chunk.iter().zip(gens) {
+            let text = g.text.unwrap_or_default();
+            out.push(GenResult {
+                id: it.id.clone(),
+                answer: it.answer.clone(),
+                strict: extract_strict(&text),
+                flexible: extract_flexible(&text),
+                output: text,
+            });
+        }
+        progress(chunk.len());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accuracy_and_stderr_by_hand() {
+        // 3 of 4 right: mean 0.75, sample variance (3·0.0625 + 0.5625)/3 = 0.25, stderr 0.5/2
+        let a = Accuracy::of([true, true, false, true]);
+        assert_eq!((a.n, a.value), (4, 0.75));
+        assert!((a.stderr - 0.25).abs() < 1e-12);
+        assert_eq!(Accuracy::of([]).n, 0);
+        assert_eq!(argmax(&[-3.0, -1.0, -2.0]), 1);
+    }
+}

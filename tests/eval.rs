@@ -1,0 +1,332 @@
+//! Evaluation data and tasks: the Arrow reader against pyarrow's reading of the same files
+//! (tests/fixtures/data, cut by scripts/make_data_samples.py from the registry packages), the
+//! prompts in lm-evaluation-harness's formats, the scoring against the engine's own logits, and
+//! `moecap eval` end to end.
+
+use moecap::data::read_rows;
+use moecap::eval::tasks::{load, Items, Task};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data")
+}
+
+#[test]
+fn arrow_reader_agrees_with_pyarrow() {
+    let exp = data().join("arrow_expected");
+    let cases = [
+        (
+            "mmlu/abstract_algebra/dev.arrow",
+            "mmlu_abstract_algebra_dev.json",
+        ),
+        (
+            "mmlu/abstract_algebra/test.arrow",
+            "mmlu_abstract_algebra_test.json",
+        ),
+        (
+            "mmlu/high_school_geography/dev.arrow",
+            "mmlu_high_school_geography_dev.json",
+        ),
+        (
+            "mmlu/high_school_geography/test.arrow",
+            "mmlu_high_school_geography_test.json",
+        ),
+        ("hellaswag/validation.arrow", "hellaswag.json"),
+        (
+            "arc_challenge/validation.arrow",
+            "arc_challenge_validation.json",
+        ),
+    ];
+    for (file, json) in cases {
+        let rows = read_rows(&data().join(file)).unwrap();
+        let want: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(exp.join(json)).unwrap()).unwrap();
+        assert_eq!(serde_json::Value::Array(rows), want, "{file}");
+    }
+    // a truncated stream is an error naming the file, not a panic
+    let bytes = std::fs::read(data().join("hellaswag/validation.arrow")).unwrap();
+    let cut = std::env::temp_dir().join(format!("moecap-cut-{}.arrow", std::process::id()));
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = read_rows(&cut).unwrap_err().to_string();
+    assert!(e.contains("moecap-cut") && e.contains("truncated"), "{e}");
+    std::fs::remove_file(&cut).unwrap();
+}
+
+#[test]
+fn prompts_follow_the_harness_formats() {
+    let Items::Choice(m) = load(Task::Mmlu, &data(), None, 5).unwrap() else {
+        panic!("mmlu is multiple choice")
+    };
+    assert_eq!(m.len(), 8, "4 test items of 2 subjects");
+    let first = &m[0];
+    assert!(first.context.starts_with(
+        "The following are multiple choice questions (with answers) about abstract algebra.\n\n"
+    ));
+    // five exemplars, each ending with its letter, then the question block
+    assert_eq!(first.context.matches("\nAnswer:").count(), 6);
+    assert!(first.context.ends_with("\nAnswer:"));
+    assert_eq!(first.choices, vec![" A", " B", " C", " D"]);
+    let dev = read_rows(&data().join("mmlu/abstract_algebra/dev.arrow")).unwrap();
+    let letter = ["A", "B", "C", "D"][dev[0]["answer"].as_u64().unwrap() as usize];
+    let q = dev[0]["question"].as_str().unwrap().trim();
+    assert!(first.context.contains(&format!("{q}\nA. ")));
+    assert!(first.context.contains(&format!("Answer: {letter}\n\n")));
+    // limit and shots
+    let Items::Choice(one) = load(Task::Mmlu, &data(), Some(1), 0).unwrap() else {
+        panic!()
+    };
+    assert_eq!(one.len(), 2);
+    assert_eq!(one[0].context.matches("Answer:").count(), 1);
+    assert!(load(Task::Mmlu, &data(), None, 6)
+        .unwrap_err()
+        .to_string()
+        .contains("--shots 6"));
+
+    let Items::Choice(h) = load(Task::Hellaswag, &data(), None, 0).unwrap() else {
+        panic!()
+    };
+    let raw = read_rows(&data().join("hellaswag/validation.arrow")).unwrap();
+    assert_eq!(h.len(), raw.len());
+    let label = raw[0]["activity_label"].as_str().unwrap();
+    assert!(h[0].context.starts_with(&format!("{label}: ")));
+    assert!(h
+        .iter()
+        .all(|i| i.choices.len() == 4 && !i.context.contains('[')));
+
+    let Items::Choice(a) = load(Task::ArcChallenge, &data(), None, 0).unwrap() else {
+        panic!()
+    };
+    assert_eq!(a.len(), 4, "one item per document, not per request");
+    assert!(a[0].context.starts_with("Question: ") && a[0].context.ends_with("\nAnswer:"));
+
+    let Items::Gen(g) = load(Task::Gsm8kCot, &data(), Some(2), 8).unwrap() else {
+        panic!()
+    };
+    assert_eq!(g.len(), 2);
+    assert_eq!(g[0].prompt.matches("Question: ").count(), 9);
+    assert!(g[0].prompt.ends_with("\nAnswer:"));
+    assert_eq!(g[0].answer, "18");
+}
+
+#[test]
+fn full_sets_are_counted() {
+    // the sample, without its SAMPLE marker, is a "truncated" full set
+    let dir = std::env::temp_dir().join(format!("moecap-counts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("hellaswag")).unwrap();
+    std::fs::copy(
+        data().join("hellaswag/validation.arrow"),
+        dir.join("hellaswag/validation.arrow"),
+    )
+    .unwrap();
+    let e = load(Task::Hellaswag, &dir, None, 0)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("6 items, expected 10042"), "{e}");
+    let e = load(Task::Gsm8kCot, &dir, None, 8).unwrap_err().to_string();
+    assert!(e.contains("scripts/fetch-data.sh"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A word-level tokenizer over every word of the sample data (so the text is covered), written
+/// beside a synthetic checkpoint whose vocabulary fits it.
+fn checkpoint_with_tokenizer(dir: &Path) {
+    let mut words = std::collections::BTreeSet::new();
+    let mut texts = String::new();
+    for f in ["gsm8k/test.jsonl", "gsm8k/cot_exemplars.txt"] {
+        texts += &std::fs::read_to_string(data().join(f)).unwrap();
+    }
+    for f in [
+        "mmlu/abstract_algebra/test.arrow",
+        "mmlu/abstract_algebra/dev.arrow",
+        "mmlu/high_school_geography/test.arrow",
+        "mmlu/high_school_geography/dev.arrow",
+        "hellaswag/validation.arrow",
+        "arc_challenge/test.jsonl.gz",
+        "arc_easy/test.jsonl.gz",
+    ] {
+        for r in read_rows(&data().join(f)).unwrap() {
+            texts += &r.to_string().replace("\\n", " ");
+        }
+    }
+    texts += " The following are multiple choice questions with answers about A B C D Question Answer : . ";
+    for w in texts.split(|c: char| !c.is_alphanumeric()) {
+        if !w.is_empty() {
+            words.insert(w.to_string());
+        }
+    }
+    for p in texts.split(|c: char| c.is_alphanumeric() || c.is_whitespace()) {
+        if !p.is_empty() {
+            words.insert(p.to_string());
+        }
+    }
+    let mut vocab = serde_json::Map::new();
+    vocab.insert("<unk>".into(), 0.into());
+    for (i, w) in words.iter().enumerate() {
+        vocab.insert(w.clone(), (i + 1).into());
+    }
+    let tok = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "decoder": null, "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
+    });
+    let tok_path = dir.with_extension("tokenizer.json");
+    std::fs::write(&tok_path, tok.to_string()).unwrap();
+    let vocab_size = (words.len() + 1).to_string();
+    let o = Command::new(env!("CARGO_BIN_EXE_moecap"))
+        .args([
+            "synth",
+            "--like",
+            "tiny-mixtral",
+            "--vocab",
+            &vocab_size,
+            "--tokenizer",
+        ])
+        .arg(&tok_path)
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn eval_end_to_end_on_the_sample() {
+    let tmp = std::env::temp_dir().join(format!("moecap-eval-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let model = tmp.join("model");
+    checkpoint_with_tokenizer(&model);
+    let ceil = tmp.join("ceilings.json");
+    std::fs::write(&ceil, r#"{"key":"t","copy_bytes_per_s":1e10,"triad_bytes_per_s":1e10,"buffer_bytes":1,"matmul_flops_per_s":{"f32":1e11},"matmul_size":{"f32":64},"threads":1,"measured_at":0}"#).unwrap();
+    let out = tmp.join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_moecap"))
+        .arg("eval")
+        .arg("--model")
+        .arg(&model)
+        .arg("--data")
+        .arg(data())
+        .args([
+            "--tasks",
+            "mmlu,arc_easy,hellaswag,gsm8k_cot",
+            "--batch",
+            "3",
+            "--max-gen-tokens",
+            "6",
+            "--ceilings",
+        ])
+        .arg(&ceil)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["sample_data"], true);
+    assert_eq!(s["synthetic"], true);
+    let tasks = s["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 4);
+    // the summary's accuracy is the mean of the per-item results
+    for t in tasks {
+        let name = t["task"].as_str().unwrap();
+        let items: Vec<serde_json::Value> =
+            std::fs::read_to_string(out.join(format!("{name}.jsonl")))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        let key = if name == "gsm8k_cot" {
+            "correct_flexible"
+        } else {
+            "correct"
+        };
+        let metric = if name == "gsm8k_cot" {
+            "exact_match_flexible"
+        } else {
+            "acc"
+        };
+        let right = items.iter().filter(|i| i[key] == true).count() as f64;
+        let acc = t["metrics"][metric]["value"].as_f64().unwrap();
+        assert!((acc - right / items.len() as f64).abs() < 1e-12, "{name}");
+        assert_eq!(
+            t["metrics"][metric]["n"].as_u64().unwrap() as usize,
+            items.len()
+        );
+        if name != "gsm8k_cot" {
+            // every prediction is the arg-max of its log-likelihoods
+            for i in &items {
+                let ll: Vec<f64> = i["loglikelihoods"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect();
+                assert!(ll.iter().all(|x| *x < 0.0));
+                let best = (0..ll.len()).fold(0, |b, k| if ll[k] > ll[b] { k } else { b });
+                assert_eq!(i["pred"].as_u64().unwrap() as usize, best);
+            }
+        }
+    }
+    assert_eq!(
+        tasks[0]["groups"].as_object().unwrap().len(),
+        2,
+        "MMLU per subject"
+    );
+    // the performance leg comes from the same passes, written as records
+    let recs = std::fs::read_to_string(out.join("records.jsonl")).unwrap();
+    let passes = recs.lines().count();
+    assert!(passes > 0);
+    assert_eq!(
+        s["performance"]["passes"].as_u64().unwrap() as usize,
+        passes
+    );
+    assert!(
+        s["performance"]["prefill_measured"]["s_mbu"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
+fn loglikelihood_matches_the_engine_logits() {
+    // one ARC item scored by `eval` against the log-softmax of `moecap logits` on the same ids
+    use candle_core::{DType, Device};
+    use moecap::engine::loader::load_model;
+    use moecap::engine::text::TextCodec;
+    use moecap::engine::{Engine, LogitsMode};
+    let tmp = std::env::temp_dir().join(format!("moecap-ll-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let model = tmp.join("model");
+    checkpoint_with_tokenizer(&model);
+    let codec = TextCodec::from_dir(&model).unwrap().unwrap();
+    let Items::Choice(items) = load(Task::ArcEasy, &data(), Some(1), 0).unwrap() else {
+        panic!()
+    };
+    let m = load_model(model.to_str().unwrap(), &Device::Cpu, DType::F32, 0).unwrap();
+    let mut e = Engine::new(m, false);
+    let r = moecap::eval::score::score_choices(&mut e, &codec, &items, 2, &mut |_| {}).unwrap();
+    for (c, ch) in items[0].choices.iter().enumerate() {
+        let ctx = codec.encode(&items[0].context).unwrap();
+        let whole = codec.encode(&format!("{}{ch}", items[0].context)).unwrap();
+        let mut s = e.new_sequence();
+        let logits = e
+            .forward(&mut [&mut s], std::slice::from_ref(&whole), LogitsMode::All)
+            .unwrap()
+            .remove(0);
+        let rows = logits.to_vec2::<f32>().unwrap();
+        let mut want = 0.0f64;
+        for pos in ctx.len()..whole.len() {
+            let row = &rows[pos - 1];
+            let z: f64 = row.iter().map(|&x| (x as f64).exp()).sum();
+            want += row[whole[pos] as usize] as f64 - z.ln();
+        }
+        let got = r[0].loglikelihoods[c];
+        assert!((got - want).abs() < 1e-4, "choice {c}: {got} vs {want}");
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
