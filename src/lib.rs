@@ -31,5 +31,6 @@ pub mod roofline;
 pub mod stats;
 pub mod table;
 pub mod tensors;
+pub mod upcycle;
 
 pub use error::{Error, Result};

@@ -304,29 +304,36 @@ fn loglikelihood_matches_the_engine_logits() {
     let model = tmp.join("model");
     checkpoint_with_tokenizer(&model);
     let codec = TextCodec::from_dir(&model).unwrap().unwrap();
-    let Items::Choice(items) = load(Task::ArcEasy, &data(), Some(1), 0).unwrap() else {
-        panic!()
-    };
     let m = load_model(model.to_str().unwrap(), &Device::Cpu, DType::F32, 0).unwrap();
     let mut e = Engine::new(m, false);
-    let r = moecap::eval::score::score_choices(&mut e, &codec, &items, 2, &mut |_| {}).unwrap();
-    for (c, ch) in items[0].choices.iter().enumerate() {
-        let ctx = codec.encode(&items[0].context).unwrap();
-        let whole = codec.encode(&format!("{}{ch}", items[0].context)).unwrap();
-        let mut s = e.new_sequence();
-        let logits = e
-            .forward(&mut [&mut s], std::slice::from_ref(&whole), LogitsMode::All)
-            .unwrap()
-            .remove(0);
-        let rows = logits.to_vec2::<f32>().unwrap();
-        let mut want = 0.0f64;
-        for pos in ctx.len()..whole.len() {
-            let row = &rows[pos - 1];
-            let z: f64 = row.iter().map(|&x| (x as f64).exp()).sum();
-            want += row[whole[pos] as usize] as f64 - z.ln();
+    // ARC: multi-token continuations, one pass per choice; MMLU (1 shot): ` A`..` D` after one
+    // shared context, all four read from one pass
+    for (task, shots) in [(Task::ArcEasy, 0), (Task::Mmlu, 1)] {
+        let Items::Choice(items) = load(task, &data(), Some(1), shots).unwrap() else {
+            panic!()
+        };
+        let r = moecap::eval::score::score_choices(&mut e, &codec, &items, 2, &mut |_| {}).unwrap();
+        for (c, ch) in items[0].choices.iter().enumerate() {
+            let ctx = codec.encode(&items[0].context).unwrap();
+            let whole = codec.encode(&format!("{}{ch}", items[0].context)).unwrap();
+            let mut s = e.new_sequence();
+            let logits = e
+                .forward(&mut [&mut s], std::slice::from_ref(&whole), LogitsMode::All)
+                .unwrap()
+                .remove(0);
+            let rows = logits.to_vec2::<f32>().unwrap();
+            let mut want = 0.0f64;
+            for pos in ctx.len()..whole.len() {
+                let row = &rows[pos - 1];
+                let z: f64 = row.iter().map(|&x| (x as f64).exp()).sum();
+                want += row[whole[pos] as usize] as f64 - z.ln();
+            }
+            let got = r[0].loglikelihoods[c];
+            assert!(
+                (got - want).abs() < 1e-4,
+                "{task:?} choice {c}: {got} vs {want}"
+            );
         }
-        let got = r[0].loglikelihoods[c];
-        assert!((got - want).abs() < 1e-4, "choice {c}: {got} vs {want}");
     }
     std::fs::remove_dir_all(&tmp).unwrap();
 }

@@ -262,3 +262,34 @@ pub(crate) fn cmd_synth(
     );
     Ok(())
 }
+
+/// `moecap upcycle`.
+pub(crate) fn cmd_upcycle(
+    from: &std::path::Path,
+    experts: usize,
+    top_k: usize,
+    mode: UpcycleMode,
+    out: &std::path::Path,
+) -> Result<()> {
+    use moecap::upcycle::{read_gguf, upcycle, Mode};
+    let mode = match mode {
+        UpcycleMode::Copy => Mode::Copy,
+        UpcycleMode::Split => Mode::Split,
+        UpcycleMode::Dense => Mode::Dense,
+    };
+    let dense = read_gguf(from)?;
+    let tok = dense.tokenizer.clone();
+    let (cfg, tensors) = upcycle(dense, experts, top_k, mode)?;
+    write_checkpoint(out, &cfg, &tensors, &tok)?;
+    let desc = moecap::config::parse_config(&cfg.to_string(), "upcycle")?;
+    let p = model_params(&desc);
+    println!(
+        "wrote {} ({}, {} parameters, {} active per token) from {}",
+        out.display(),
+        desc.architecture,
+        si(p.total() as f64),
+        si(p.active_per_token(&desc) as f64),
+        from.display()
+    );
+    Ok(())
+}

@@ -113,6 +113,13 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         ),
         Command::Bench { engine, bench } => cmd_bench(engine, bench, &table()?),
         Command::Eval { engine, eval } => cmd_eval(engine, eval, &table()?),
+        Command::Upcycle {
+            from,
+            experts,
+            top_k,
+            mode,
+            out,
+        } => cmd_upcycle(from, *experts, *top_k, *mode, out),
         Command::Hw { command } => match command {
             HwCommand::List { json } => cmd_hw_list(&table()?, *json),
             HwCommand::Detect { json } => cmd_hw_detect(&table()?, *json),

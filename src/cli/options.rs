@@ -181,6 +181,25 @@ pub(crate) enum Command {
         #[command(flatten)]
         eval: EvalArgs,
     },
+    /// Turn a dense LLaMA GGUF model into a Mixtral-layout MoE checkpoint with its tokenizer.
+    Upcycle {
+        /// The dense model (`.gguf`, llama architecture, GPT-2-style tokenizer).
+        #[arg(long, value_name = "FILE.gguf")]
+        from: PathBuf,
+        /// Experts per layer.
+        #[arg(long, default_value_t = 8)]
+        experts: usize,
+        /// Experts per token.
+        #[arg(long, default_value_t = 2)]
+        top_k: usize,
+        /// copy (identical experts: outputs equal the dense model's), split (each expert a slice
+        /// of the FFN's neurons), or dense (the model itself, LlamaForCausalLM).
+        #[arg(long, value_enum, default_value_t = UpcycleMode::Copy)]
+        mode: UpcycleMode,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// The hardware table and this machine.
     Hw {
         #[command(subcommand)]
@@ -353,6 +372,16 @@ pub(crate) struct DeviceArgs {
     /// For MLA models: `latent` (default) or `decompressed` cache.
     #[arg(long)]
     pub(crate) kv_cache: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum UpcycleMode {
+    /// Identical copies of each FFN.
+    Copy,
+    /// Disjoint slices of each FFN's neurons.
+    Split,
+    /// The dense model itself.
+    Dense,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -118,21 +118,44 @@ pub fn score_choices(
     batch: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<ChoiceResult>> {
-    // every (item, choice) request
+    // every (item, choice) request; an item whose choices are single tokens after one shared
+    // context (MMLU's ` A`..` D`) needs one pass: `choice = None` scores them all from the
+    // context's last position
     let mut reqs = Vec::new();
     for (i, it) in items.iter().enumerate() {
-        for (c, ch) in it.choices.iter().enumerate() {
-            let (ids, ctx_len) = encode_pair(codec, &it.context, ch)?;
-            reqs.push((i, c, ids, ctx_len));
+        let pairs = it
+            .choices
+            .iter()
+            .map(|ch| encode_pair(codec, &it.context, ch))
+            .collect::<Result<Vec<_>>>()?;
+        let shared = pairs
+            .iter()
+            .all(|(ids, ctx)| ids.len() == ctx + 1 && ids[..*ctx] == pairs[0].0[..pairs[0].1]);
+        if shared {
+            let (ids, ctx) = &pairs[0];
+            reqs.push((i, None, ids[..*ctx].to_vec(), *ctx));
+        } else {
+            for (c, (ids, ctx)) in pairs.into_iter().enumerate() {
+                reqs.push((i, Some(c), ids, ctx));
+            }
         }
     }
+    let single: Vec<Vec<u32>> = items
+        .iter()
+        .map(|it| {
+            it.choices
+                .iter()
+                .map(|ch| encode_pair(codec, &it.context, ch).map(|(ids, _)| ids[ids.len() - 1]))
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<_>>()?;
     let vocab = engine.model.desc.vocab_size;
     let mut ll: Vec<Vec<f64>> = items.iter().map(|it| vec![0.0; it.choices.len()]).collect();
     let mut done_items = 0;
     for chunk in reqs.chunks(batch.max(1)) {
         let tail = chunk
             .iter()
-            .map(|(_, _, ids, ctx)| ids.len() - ctx + 1)
+            .map(|(_, _, ids, ctx)| (ids.len() + 1).saturating_sub(*ctx).max(1))
             .max()
             .unwrap_or(1);
         let mut seqs: Vec<_> = chunk.iter().map(|_| engine.new_sequence()).collect();
@@ -144,30 +167,40 @@ pub fn score_choices(
             )));
         }
         let logits = engine.forward(&mut refs, &toks, LogitsMode::Tail(tail))?;
+        let logprob = |row: &[f32], tok: u32| -> f64 {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let lse = max
+                + row
+                    .iter()
+                    .map(|&x| ((x as f64) - max).exp())
+                    .sum::<f64>()
+                    .ln();
+            row[tok as usize] as f64 - lse
+        };
         for ((i, c, ids, ctx), l) in chunk.iter().zip(&logits) {
             let rows = l.to_vec2::<f32>()?;
-            // row r holds the prediction for position ids.len() - rows.len() + r + 1
-            let first = ids.len() - rows.len();
-            let mut sum = 0.0f64;
-            for (pos, &tok) in ids.iter().enumerate().skip(*ctx) {
-                let row = &rows[pos - 1 - first];
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-                let lse = max
-                    + row
+            match c {
+                None => {
+                    let last = &rows[rows.len() - 1];
+                    for (c, &tok) in single[*i].iter().enumerate() {
+                        ll[*i][c] = logprob(last, tok);
+                    }
+                }
+                Some(c) => {
+                    // row r holds the prediction for position ids.len() - rows.len() + r + 1
+                    let first = ids.len() - rows.len();
+                    ll[*i][*c] = ids
                         .iter()
-                        .map(|&x| ((x as f64) - max).exp())
-                        .sum::<f64>()
-                        .ln();
-                sum += row[tok as usize] as f64 - lse;
+                        .enumerate()
+                        .skip(*ctx)
+                        .map(|(pos, &tok)| logprob(&rows[pos - 1 - first], tok))
+                        .sum();
+                }
             }
-            ll[*i][*c] = sum;
         }
-        let finished = chunk.last().map_or(0, |(i, c, _, _)| {
-            if *c + 1 == items[*i].choices.len() {
-                i + 1
-            } else {
-                *i
-            }
+        let finished = chunk.last().map_or(0, |(i, c, _, _)| match c {
+            Some(c) if *c + 1 < items[*i].choices.len() => *i,
+            _ => i + 1,
         });
         if finished > done_items {
             progress(finished - done_items);
