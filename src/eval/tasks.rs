@@ -298,13 +298,19 @@ pub fn load(task: Task, data: &Path, limit: Option<usize>, shots: usize) -> Resu
                 )));
             }
             let f = need(data.join(task.name()).join("test.jsonl.gz"))?;
-            // the file holds one request per choice; the docs are what is evaluated
+            // the file holds one request per choice, each document twice (two request sets);
+            // the documents, by their ARC id, are what is evaluated
             let mut seen = std::collections::BTreeSet::new();
             let mut docs = Vec::new();
             for r in read_rows(&f)? {
-                let id = r.get("doc_id").and_then(Value::as_u64).ok_or_else(|| {
-                    Error::Invalid(format!("{}: a request has no doc_id", f.display()))
-                })?;
+                let id = r
+                    .get("doc")
+                    .and_then(|d| d.get("id"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        Error::Invalid(format!("{}: a request has no doc.id", f.display()))
+                    })?
+                    .to_string();
                 if seen.insert(id) {
                     docs.push(r);
                 }
