@@ -40,6 +40,8 @@ pub struct Dense {
     pub tensors: HashMap<String, Tensor>,
     /// `tokenizer.json`.
     pub tokenizer: Value,
+    /// `tokenizer_config.json`: special tokens and the chat template of the GGUF metadata.
+    pub tokenizer_config: Value,
     /// Layers.
     pub layers: usize,
     /// FFN size.
@@ -225,6 +227,25 @@ pub fn read_gguf(path: &Path) -> Result<Dense> {
         t.insert(format!("{p}.mlp.down_proj.weight"), get(&b("ffn_down"))?);
     }
     let id = |k: &str| c.metadata.get(k).and_then(|v| v.to_u32().ok());
+    let tokens = meta(&c, &file, "tokenizer.ggml.tokens")?.to_vec().ok();
+    let token = |k: &str| -> Value {
+        match (id(k), tokens) {
+            (Some(i), Some(t)) => t
+                .get(i as usize)
+                .and_then(|v| v.to_string().ok())
+                .map_or(Value::Null, |s| Value::String(s.clone())),
+            _ => Value::Null,
+        }
+    };
+    let tokenizer_config = json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": token("tokenizer.ggml.bos_token_id"),
+        "eos_token": token("tokenizer.ggml.eos_token_id"),
+        "unk_token": token("tokenizer.ggml.unknown_token_id"),
+        "pad_token": token("tokenizer.ggml.padding_token_id"),
+        "add_bos_token": c.metadata.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false),
+        "chat_template": c.metadata.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned(),
+    });
     let config = json!({
         "architectures": ["LlamaForCausalLM"], "model_type": "llama",
         "hidden_size": d, "intermediate_size": ff, "num_hidden_layers": layers,
@@ -238,6 +259,7 @@ pub fn read_gguf(path: &Path) -> Result<Dense> {
     Ok(Dense {
         config,
         tokenizer: tokenizer_json(&c, &file)?,
+        tokenizer_config,
         tensors: t,
         layers,
         intermediate: ff,

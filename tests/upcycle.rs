@@ -260,7 +260,15 @@ fn upcycled_models_against_the_dense_original() {
         .narrow(0, 36, 12)
         .unwrap();
     assert_eq!(max_abs(w1, &gate), 0.0);
-    // the tokenizer: specials whole, merges applied, text round-trips
+    // the tokenizer: special tokens named, specials whole, merges applied, text round-trips
+    let tc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("copy/tokenizer_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (tc["bos_token"].as_str(), tc["eos_token"].as_str()),
+        (Some("<|im_start|>"), Some("<|im_end|>"))
+    );
     let codec = moecap::engine::text::TextCodec::from_dir(&dir.join("copy"))
         .unwrap()
         .unwrap();

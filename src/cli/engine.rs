@@ -279,8 +279,10 @@ pub(crate) fn cmd_upcycle(
     };
     let dense = read_gguf(from)?;
     let tok = dense.tokenizer.clone();
+    let tok_cfg = dense.tokenizer_config.clone();
     let (cfg, tensors) = upcycle(dense, experts, top_k, mode)?;
     write_checkpoint(out, &cfg, &tensors, &tok)?;
+    moecap::bench::output::write_json(&out.join("tokenizer_config.json"), &tok_cfg)?;
     let desc = moecap::config::parse_config(&cfg.to_string(), "upcycle")?;
     let p = model_params(&desc);
     println!(
