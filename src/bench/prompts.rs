@@ -61,14 +61,6 @@ impl PromptSource {
     }
 }
 
-/// The data folder: `$MOECAP_DATA`, else `data` under moecap's cache folder.
-pub fn data_dir() -> Option<PathBuf> {
-    match std::env::var_os("MOECAP_DATA").filter(|v| !v.is_empty()) {
-        Some(p) => Some(PathBuf::from(p)),
-        None => crate::ceilings::cache_dir().map(|d| d.join("data")),
-    }
-}
-
 fn gsm8k_file(data: &Path) -> PathBuf {
     data.join("gsm8k").join("test.jsonl")
 }

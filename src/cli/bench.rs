@@ -7,15 +7,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use moecap::accounting::{Accountant, KvCacheKind, Precision};
 use moecap::bench::output::RunDir;
-use moecap::bench::prompts::{
-    build_prompts, codec_covers, data_dir, source_texts, PromptSource, Tokenise,
-};
+use moecap::bench::prompts::{build_prompts, codec_covers, source_texts, PromptSource, Tokenise};
 use moecap::bench::run::{passes_per_repetition, run_point, PointSettings};
 use moecap::bench::summary::{summarise_point, Ceiling, PointSpec};
 use moecap::bench::{BenchReport, RunSettings, SpecInfo};
 use moecap::ceilings::{
     cache_dir, cache_file, measure, read_cached, write_cached, Ceilings, MeasureSpec,
 };
+use moecap::data::data_dir;
 use moecap::detect::{detect_gpu, detect_host, match_cpu, match_gpu, GpuInfo, HostInfo};
 use moecap::engine::loader::checkpoint_dir;
 use moecap::engine::text::TextCodec;
