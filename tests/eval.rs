@@ -337,3 +337,59 @@ fn loglikelihood_matches_the_engine_logits() {
     }
     std::fs::remove_dir_all(&tmp).unwrap();
 }
+
+#[test]
+fn chat_mode_renders_the_template_zero_shot() {
+    let tmp = std::env::temp_dir().join(format!("moecap-chat-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let model = tmp.join("model");
+    checkpoint_with_tokenizer(&model);
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_moecap"))
+            .arg("eval")
+            .arg("--model")
+            .arg(&model)
+            .arg("--data")
+            .arg(data())
+            .args([
+                "--tasks",
+                "arc_easy",
+                "--limit",
+                "1",
+                "--no-probe",
+                "--chat",
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(tmp.join("out"))
+            .output()
+            .unwrap()
+    };
+    let o = run(&[]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no chat_template"));
+    std::fs::write(
+        model.join("tokenizer_config.json"),
+        r#"{"bos_token": "<s>", "chat_template": "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}"}"#,
+    )
+    .unwrap();
+    let o = run(&["--shots", "2"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("zero-shot"));
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let item: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(tmp.join("out/arc_easy.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let p = item["prompt"].as_str().unwrap();
+    assert!(
+        p.starts_with("<s>[user] Question: ") && p.ends_with("\nAnswer:\n[assistant]"),
+        "{p}"
+    );
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

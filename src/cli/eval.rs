@@ -15,7 +15,8 @@ use moecap::detect::{detect_gpu, detect_host};
 use moecap::engine::io::append_records;
 use moecap::engine::loader::checkpoint_dir;
 use moecap::engine::text::TextCodec;
-use moecap::eval::score::{generate_answers, score_choices};
+use moecap::eval::chat::ChatTemplate;
+use moecap::eval::score::{generate_answers, score_choices, CHAT_STOPS, GSM8K_STOPS};
 use moecap::eval::tasks::{is_sample, load, Items, Task};
 use moecap::eval::{summarise_choices, summarise_gen, TaskSummary};
 use moecap::hardware::HardwareTable;
@@ -45,6 +46,7 @@ struct EvalReport {
     dtype: String,
     data: String,
     sample_data: bool,
+    chat: bool,
     limit: Option<usize>,
     batch: usize,
     tasks: Vec<TaskSummary>,
@@ -69,13 +71,47 @@ pub(crate) fn cmd_eval(
             data_dir().ok_or_else(|| anyhow!("no data folder: set MOECAP_DATA or pass --data"))?
         }
     };
+    if a.chat && a.shots.is_some_and(|s| s > 0) {
+        bail!("--chat is zero-shot: drop --shots");
+    }
     // load every task first: missing data fails before the model loads
     let mut loaded = Vec::new();
     for t in &tasks {
-        let shots = a.shots.unwrap_or(t.default_shots());
+        let shots = if a.chat {
+            0
+        } else {
+            a.shots.unwrap_or(t.default_shots())
+        };
         loaded.push((*t, shots, load(*t, &data, a.limit, shots)?));
     }
     let dir = checkpoint_dir(&engine_args.model)?;
+    if a.chat {
+        let template = dir
+            .as_deref()
+            .map(ChatTemplate::from_dir)
+            .transpose()?
+            .flatten()
+            .ok_or_else(|| {
+                anyhow!(
+                    "--chat: {} has no chat_template in tokenizer_config.json",
+                    engine_args.model
+                )
+            })?;
+        for (_, _, items) in &mut loaded {
+            match items {
+                Items::Choice(v) => {
+                    for it in v.iter_mut() {
+                        it.context = template.render(&it.context)?;
+                    }
+                }
+                Items::Gen(v) => {
+                    for it in v.iter_mut() {
+                        it.prompt = template.render(&it.prompt)?;
+                    }
+                }
+            }
+        }
+    }
     let codec = match &dir {
         Some(d) => TextCodec::from_dir(d)?,
         None => None,
@@ -124,12 +160,14 @@ pub(crate) fn cmd_eval(
                 summarise_choices(task.name(), *shots, &r)
             }
             Items::Gen(v) => {
+                let stops: &[&str] = if a.chat { &CHAT_STOPS } else { &GSM8K_STOPS };
                 let r = generate_answers(
                     &mut engine,
                     &codec,
                     v,
                     a.batch,
                     a.max_gen_tokens,
+                    stops,
                     &mut |n| pb.inc(n as u64),
                 )?;
                 for (it, x) in v.iter().zip(&r) {
@@ -218,6 +256,7 @@ pub(crate) fn cmd_eval(
         dtype: engine.model.dtype.as_str().into(),
         data: data.display().to_string(),
         sample_data: is_sample(&data),
+        chat: a.chat,
         limit: a.limit,
         batch: a.batch,
         tasks: summaries,

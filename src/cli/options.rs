@@ -255,6 +255,10 @@ pub(crate) struct EvalArgs {
     /// Generated tokens at most per GSM8K answer.
     #[arg(long, default_value_t = 256)]
     pub(crate) max_gen_tokens: usize,
+    /// Zero-shot chat mode: each prompt becomes the user message of the checkpoint's chat
+    /// template (tokenizer_config.json), followed by its generation prompt.
+    #[arg(long)]
+    pub(crate) chat: bool,
     /// The data folder [default: $MOECAP_DATA, else ~/.cache/moecap/data].
     #[arg(long, value_name = "DIR")]
     pub(crate) data: Option<PathBuf>,

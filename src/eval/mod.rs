@@ -2,6 +2,7 @@
 //! engine passes that the probe times and traces. [`tasks`] builds prompts from the data folder,
 //! [`score`] runs them; this module turns per-item results into each task's metrics.
 
+pub mod chat;
 pub mod score;
 pub mod tasks;
 

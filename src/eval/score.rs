@@ -229,13 +229,18 @@ pub fn score_choices(
 /// The stop strings of GSM8K generation.
 pub const GSM8K_STOPS: [&str; 4] = ["Question:", "</s>", "<|im_end|>", "\n\n"];
 
-/// Generates greedy answers, `batch` prompts at a time, up to `max_new_tokens`.
+/// The stop strings of chat-mode generation (the answer may span paragraphs).
+pub const CHAT_STOPS: [&str; 2] = ["</s>", "<|im_end|>"];
+
+/// Generates greedy answers, `batch` prompts at a time, up to `max_new_tokens`, each cut at the
+/// first of `stops` (or the model's end-of-sequence token).
 pub fn generate_answers(
     engine: &mut Engine,
     codec: &TextCodec,
     items: &[GenItem],
     batch: usize,
     max_new_tokens: usize,
+    stops: &[&str],
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<GenResult>> {
     let mut out = Vec::with_capacity(items.len());
@@ -248,7 +253,7 @@ pub fn generate_answers(
             max_new_tokens,
             sampler: Sampler::Greedy,
             eos: engine.model.desc.eos_token_ids.clone(),
-            stop: GSM8K_STOPS.iter().map(|s| s.to_string()).collect(),
+            stop: stops.iter().map(|s| s.to_string()).collect(),
         };
         let gens = generate(engine, &prompts, &mut params, Some(codec))?;
         for (it, g) in chunk.iter().zip(gens) {
