@@ -46,7 +46,7 @@ pub struct RunSettings {
 
 impl RunSettings {
     /// The first setting that differs from `other`, as `(name, this, other)`.
-    pub fn difference(&self, other: &RunSettings) -> Option<(&'static str, String, String)> {
+    pub fn difference(&self, other: &RunSettings) -> Option<(String, String, String)> {
         let a = serde_json::to_value(self).ok()?;
         let b = serde_json::to_value(other).ok()?;
         let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (a, b) else {
@@ -55,29 +55,12 @@ impl RunSettings {
         for (k, va) in &a {
             let vb = b.get(k).cloned().unwrap_or(serde_json::Value::Null);
             if *va != vb {
-                let name = FIELDS.iter().find(|f| **f == k.as_str()).copied()?;
-                return Some((name, va.to_string(), vb.to_string()));
+                return Some((k.clone(), va.to_string(), vb.to_string()));
             }
         }
         None
     }
 }
-
-const FIELDS: [&str; 13] = [
-    "model",
-    "model_name",
-    "synthetic",
-    "device",
-    "dtype",
-    "gen_len",
-    "warmup",
-    "repetitions",
-    "prompts",
-    "tokenisation",
-    "seed",
-    "probe",
-    "hardware",
-];
 
 /// Spec figures of the hardware-table row in use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -65,6 +65,9 @@ pub(crate) fn cmd_eval(
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    if a.limit == Some(0) {
+        bail!("--limit must be at least 1");
+    }
     let data = match &a.data {
         Some(d) => d.clone(),
         None => {
