@@ -3,6 +3,9 @@
 //! original model's logits, `copy` reproduces the dense model exactly, `split` with k = E
 //! closely and with k < E not, and the tokenizer round-trips text.
 
+mod common;
+use common::max_abs;
+
 use candle_core::quantized::gguf_file::{self, Value as G};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
@@ -183,17 +186,6 @@ fn logits(dir: &Path, ids: &[u32]) -> Tensor {
     e.forward(&mut [&mut s], &[ids.to_vec()], LogitsMode::All)
         .unwrap()
         .remove(0)
-}
-
-fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
 }
 
 #[test]

@@ -239,7 +239,6 @@ struct PhaseAcc {
     dense_flops_per_s: Vec<f64>,
     probed_s: f64,
     unprobed_s: f64,
-    latency_s: f64,
     region: TimeShare,
     layers: Vec<LayerTime>,
     probed_passes: usize,
@@ -254,7 +253,6 @@ impl PhaseAcc {
             }
             self.probed_s += r.pass.latency_s;
             self.unprobed_s += l;
-            self.latency_s += r.pass.latency_s;
             self.probed_passes += 1;
             let t = &r.timing;
             if self.layers.len() < t.layers.len() {
@@ -305,8 +303,8 @@ impl PhaseAcc {
             l.shared_s /= n;
             l.other_s /= n;
         }
-        let time_share = (self.latency_s > 0.0 && !self.layers.is_empty()).then(|| {
-            let t = self.latency_s;
+        let time_share = (self.probed_s > 0.0 && !self.layers.is_empty()).then(|| {
+            let t = self.probed_s;
             let r = &self.region;
             TimeShare {
                 attention: r.attention / t,

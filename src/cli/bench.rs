@@ -160,6 +160,60 @@ pub(crate) fn spec_row<'t>(
     })
 }
 
+/// What a run's utilisation is measured against.
+pub(crate) struct Targets {
+    /// The hardware-table row's peaks for the engine dtype, if the device has a row.
+    pub(crate) spec: Option<SpecInfo>,
+    /// This machine's measured ceilings.
+    pub(crate) ceilings: Ceilings,
+    /// Both as peaks.
+    pub(crate) peaks: Ceiling,
+}
+
+/// The spec row (`--hardware` or the detected device) and the measured ceilings (`--ceilings`
+/// file, else the cache, measuring what is missing) of the engine's device and dtype.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn targets(
+    table: &HardwareTable,
+    hardware: Option<&str>,
+    ceilings_file: Option<&Path>,
+    remeasure: bool,
+    host: &HostInfo,
+    gpu: Option<&GpuInfo>,
+    device: &candle_core::Device,
+    dtype: candle_core::DType,
+) -> Result<Targets> {
+    let spec = spec_row(table, hardware, host, gpu)?.and_then(|h| {
+        h.peak_flops(table_dtype(dtype)).ok().map(|f| SpecInfo {
+            name: h.name.clone(),
+            devices: 1,
+            bandwidth_bytes_per_s: h.bandwidth_bytes_per_s(),
+            flops_per_s: f,
+        })
+    });
+    let ceil = match ceilings_file {
+        Some(f) => {
+            read_cached(f)?.ok_or_else(|| anyhow!("--ceilings {}: no such file", f.display()))?
+        }
+        None => ceilings(device, &machine_key(host, gpu), &[dtype], remeasure, false)?.0,
+    };
+    let peaks = Ceiling {
+        spec: spec.as_ref().map(|s| Peaks {
+            bandwidth_bytes_per_s: s.bandwidth_bytes_per_s,
+            flops_per_s: s.flops_per_s,
+        }),
+        measured: ceil.flops_per_s(dtype).map(|f| Peaks {
+            bandwidth_bytes_per_s: ceil.bandwidth_bytes_per_s(),
+            flops_per_s: f,
+        }),
+    };
+    Ok(Targets {
+        spec,
+        ceilings: ceil,
+        peaks,
+    })
+}
+
 fn default_out(model_name: &str) -> PathBuf {
     let secs = moecap::ceilings::unix_now();
     let (days, rem) = (secs / 86_400, secs % 86_400);
@@ -235,34 +289,21 @@ pub(crate) fn cmd_bench(
     let dtype = engine.model.dtype;
     let desc = engine.model.desc.clone();
     let gpu = detect_gpu(&device);
-    let spec_hw = spec_row(table, a.hardware.as_deref(), &host, gpu.as_ref())?;
     let tdt = table_dtype(dtype);
-    let spec = spec_hw.and_then(|h| {
-        h.peak_flops(tdt).ok().map(|f| SpecInfo {
-            name: h.name.clone(),
-            devices: 1,
-            bandwidth_bytes_per_s: h.bandwidth_bytes_per_s(),
-            flops_per_s: f,
-        })
-    });
-    let key = machine_key(&host, gpu.as_ref());
-    let ceil = match &a.ceilings {
-        Some(f) => {
-            read_cached(f)?.ok_or_else(|| anyhow!("--ceilings {}: no such file", f.display()))?
-        }
-        None => ceilings(&device, &key, &[dtype], a.remeasure, false)?.0,
-    };
-    let measured = ceil.flops_per_s(dtype).map(|f| Peaks {
-        bandwidth_bytes_per_s: ceil.bandwidth_bytes_per_s(),
-        flops_per_s: f,
-    });
-    let ceiling = Ceiling {
-        spec: spec.as_ref().map(|s| Peaks {
-            bandwidth_bytes_per_s: s.bandwidth_bytes_per_s,
-            flops_per_s: s.flops_per_s,
-        }),
-        measured,
-    };
+    let Targets {
+        spec,
+        ceilings: ceil,
+        peaks: ceiling,
+    } = targets(
+        table,
+        a.hardware.as_deref(),
+        a.ceilings.as_deref(),
+        a.remeasure,
+        &host,
+        gpu.as_ref(),
+        &device,
+        dtype,
+    )?;
     let tokenisation = match (&source, &tok) {
         (PromptSource::Random, _) => "random ids",
         (_, Tokenise::Codec(_)) => "the checkpoint's tokenizer",

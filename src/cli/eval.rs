@@ -1,7 +1,7 @@
 //! `moecap eval`: accuracy tasks on the engine, with the probe's records of the very passes that
 //! produced the answers, summarised as one Cost-Accuracy-Performance record.
 
-use super::bench::{ceilings, is_synthetic, machine_key, spec_row, table_dtype};
+use super::bench::{is_synthetic, table_dtype, targets};
 use super::options::{EngineArgs, EvalArgs};
 use super::print_json;
 use anyhow::{anyhow, bail, Result};
@@ -9,7 +9,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use moecap::accounting::{Accountant, KvCacheKind, Precision};
 use moecap::bench::output::write_json;
 use moecap::bench::prompts::codec_covers;
-use moecap::ceilings::read_cached;
 use moecap::data::data_dir;
 use moecap::detect::{detect_gpu, detect_host};
 use moecap::engine::io::append_records;
@@ -20,7 +19,7 @@ use moecap::eval::score::{generate_answers, score_choices, CHAT_STOPS, GSM8K_STO
 use moecap::eval::tasks::{is_sample, load, Items, Task};
 use moecap::eval::{summarise_choices, summarise_gen, TaskSummary};
 use moecap::hardware::HardwareTable;
-use moecap::metrics::{exact_metrics, Peaks, PhaseMetrics};
+use moecap::metrics::{exact_metrics, PhaseMetrics};
 use moecap::table::Table;
 use serde::Serialize;
 use std::io::Write;
@@ -203,47 +202,28 @@ pub(crate) fn cmd_eval(
         );
         let host = detect_host();
         let gpu = detect_gpu(&engine.model.device);
-        let spec = spec_row(table, a.hardware.as_deref(), &host, gpu.as_ref())?;
-        let ceil = match &a.ceilings {
-            Some(f) => read_cached(f)?
-                .ok_or_else(|| anyhow!("--ceilings {}: no such file", f.display()))?,
-            None => {
-                ceilings(
-                    &engine.model.device,
-                    &machine_key(&host, gpu.as_ref()),
-                    &[engine.model.dtype],
-                    false,
-                    false,
-                )?
-                .0
-            }
-        };
+        let t = targets(
+            table,
+            a.hardware.as_deref(),
+            a.ceilings.as_deref(),
+            false,
+            &host,
+            gpu.as_ref(),
+            &engine.model.device,
+            engine.model.dtype,
+        )?;
         let file = rec_path.display().to_string();
-        let spec_peaks = spec.and_then(|h| {
-            h.peak_flops(tdt).ok().map(|f| Peaks {
-                bandwidth_bytes_per_s: h.bandwidth_bytes_per_s(),
-                flops_per_s: f,
-            })
-        });
-        let (ps, ds) = match spec_peaks {
+        let (ps, ds) = match t.peaks.spec {
             Some(p) => exact_metrics(&acct, &all_records, p, &file)?,
             None => (None, None),
         };
-        let (pm, dm) = match ceil.flops_per_s(engine.model.dtype) {
-            Some(f) => exact_metrics(
-                &acct,
-                &all_records,
-                Peaks {
-                    bandwidth_bytes_per_s: ceil.bandwidth_bytes_per_s(),
-                    flops_per_s: f,
-                },
-                &file,
-            )?,
+        let (pm, dm) = match t.peaks.measured {
+            Some(p) => exact_metrics(&acct, &all_records, p, &file)?,
             None => (None, None),
         };
         Some(Performance {
             passes: all_records.len(),
-            spec_hardware: spec_peaks.and(spec.map(|h| h.name.clone())),
+            spec_hardware: t.spec.map(|s| s.name),
             prefill_spec: ps,
             decode_spec: ds,
             prefill_measured: pm,

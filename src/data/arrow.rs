@@ -321,8 +321,13 @@ fn decode(f: &Field, b: &mut Batch) -> ArrowResult<Vec<Value>> {
                 })
                 .collect::<ArrowResult<_>>()?
         }
-        Kind::List { large } => {
-            let offs = offsets(b.buffer()?, *large, n)?;
+        Kind::List { .. } | Kind::FixedList(_) => {
+            // a list's items sit between consecutive offsets (fixed-size lists have implied ones)
+            let offs = match &f.kind {
+                Kind::List { large } => offsets(b.buffer()?, *large, n)?,
+                Kind::FixedList(size) => (0..=n).map(|i| i * size).collect(),
+                _ => unreachable!("matched above"),
+            };
             let child = f.children.first().ok_or("list without a child field")?;
             let items = decode(child, b)?;
             (0..n)
@@ -333,21 +338,6 @@ fn decode(f: &Field, b: &mut Batch) -> ArrowResult<Vec<Value>> {
                     let s = items
                         .get(offs[i]..offs[i + 1])
                         .ok_or("list offsets past its items")?;
-                    Ok(Value::Array(s.to_vec()))
-                })
-                .collect::<ArrowResult<_>>()?
-        }
-        Kind::FixedList(size) => {
-            let child = f.children.first().ok_or("list without a child field")?;
-            let items = decode(child, b)?;
-            (0..n)
-                .map(|i| {
-                    if !ok(i) {
-                        return Ok(Value::Null);
-                    }
-                    let s = items
-                        .get(i * size..(i + 1) * size)
-                        .ok_or("fixed list past its items")?;
                     Ok(Value::Array(s.to_vec()))
                 })
                 .collect::<ArrowResult<_>>()?

@@ -122,6 +122,8 @@ pub fn score_choices(
     // context (MMLU's ` A`..` D`) needs one pass: `choice = None` scores them all from the
     // context's last position
     let mut reqs = Vec::new();
+    // each choice's last token: what a shared pass reads the log-probability of
+    let mut single: Vec<Vec<u32>> = Vec::with_capacity(items.len());
     for (i, it) in items.iter().enumerate() {
         let pairs = it
             .choices
@@ -131,6 +133,7 @@ pub fn score_choices(
         let shared = pairs
             .iter()
             .all(|(ids, ctx)| ids.len() == ctx + 1 && ids[..*ctx] == pairs[0].0[..pairs[0].1]);
+        single.push(pairs.iter().map(|(ids, _)| ids[ids.len() - 1]).collect());
         if shared {
             let (ids, ctx) = &pairs[0];
             reqs.push((i, None, ids[..*ctx].to_vec(), *ctx));
@@ -140,15 +143,6 @@ pub fn score_choices(
             }
         }
     }
-    let single: Vec<Vec<u32>> = items
-        .iter()
-        .map(|it| {
-            it.choices
-                .iter()
-                .map(|ch| encode_pair(codec, &it.context, ch).map(|(ids, _)| ids[ids.len() - 1]))
-                .collect::<Result<Vec<_>>>()
-        })
-        .collect::<Result<_>>()?;
     let vocab = engine.model.desc.vocab_size;
     let mut ll: Vec<Vec<f64>> = items.iter().map(|it| vec![0.0; it.choices.len()]).collect();
     let mut done_items = 0;

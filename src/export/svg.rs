@@ -95,6 +95,36 @@ fn frame(out: &mut String, title: &str, width: f64) {
     }
 }
 
+/// Horizontal grid lines and labels at the ticks `yt` of a y axis from 0 to `ymax`.
+fn y_grid(out: &mut String, width: f64, yt: &[f64], ymax: f64) {
+    for &y in yt {
+        let yy = H - B - y / ymax * (H - T - B);
+        let _ = write!(
+            out,
+            r##"<line x1="{L}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{tx}" y="{ty:.1}" text-anchor="end">{label}</text>"##,
+            x2 = width - R,
+            tx = L - 6.0,
+            ty = yy + 4.0,
+            label = tick(y)
+        );
+    }
+}
+
+/// The two axes and their labels.
+fn axes(out: &mut String, width: f64, x_label: &str, y_label: &str) {
+    let _ = write!(
+        out,
+        r##"<line x1="{L}" x2="{L}" y1="{T}" y2="{0}" stroke="#000"/><line x1="{L}" x2="{1}" y1="{0}" y2="{0}" stroke="#000"/><text x="{2}" y="{3}" text-anchor="middle">{4}</text><text transform="translate(16,{5}) rotate(-90)" text-anchor="middle">{6}</text>"##,
+        H - B,
+        width - R,
+        (L + width - R) / 2.0,
+        H - 12.0,
+        esc(x_label),
+        (T + H - B) / 2.0,
+        esc(y_label)
+    );
+}
+
 /// A line chart; `log_x` spaces x logarithmically (batch sizes). Empty series are skipped.
 pub fn line_chart(
     title: &str,
@@ -124,17 +154,7 @@ pub fn line_chart(
     let px = |x: f64| L + (fx(x) - x0) / (x1 - x0) * (W - L - R);
     let py = |y: f64| H - B - y / ymax * (H - T - B);
     // axes and grid
-    for &y in &yt {
-        let _ = write!(
-            out,
-            r##"<line x1="{L}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{tx}" y="{ty:.1}" text-anchor="end">{label}</text>"##,
-            x2 = W - R,
-            yy = py(y),
-            tx = L - 6.0,
-            ty = py(y) + 4.0,
-            label = tick(y)
-        );
-    }
+    y_grid(&mut out, W, &yt, ymax);
     let mut xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
     xs.sort_by(f64::total_cmp);
     xs.dedup();
@@ -149,17 +169,7 @@ pub fn line_chart(
             tick(x)
         );
     }
-    let _ = write!(
-        out,
-        r##"<line x1="{L}" x2="{L}" y1="{T}" y2="{0}" stroke="#000"/><line x1="{L}" x2="{1}" y1="{0}" y2="{0}" stroke="#000"/><text x="{2}" y="{3}" text-anchor="middle">{4}</text><text transform="translate(16,{5}) rotate(-90)" text-anchor="middle">{6}</text>"##,
-        H - B,
-        W - R,
-        (L + W - R) / 2.0,
-        H - 12.0,
-        esc(x_label),
-        (T + H - B) / 2.0,
-        esc(y_label)
-    );
+    axes(&mut out, W, x_label, y_label);
     for (i, s) in series.iter().filter(|s| !s.points.is_empty()).enumerate() {
         let c = COLOURS[i % COLOURS.len()];
         let path: Vec<String> = s
@@ -228,17 +238,7 @@ pub fn stacked_bars(
     let ymax = *yt.last().unwrap_or(&1.0);
     let py = |y: f64| H - B - y / ymax * (H - T - B);
     let slot = (width - L - R) / categories.len() as f64;
-    for &y in &yt {
-        let _ = write!(
-            out,
-            r##"<line x1="{L}" x2="{x2}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{tx}" y="{ty:.1}" text-anchor="end">{label}</text>"##,
-            x2 = width - R,
-            yy = py(y),
-            tx = L - 6.0,
-            ty = py(y) + 4.0,
-            label = tick(y)
-        );
-    }
+    y_grid(&mut out, width, &yt, ymax);
     for (i, cat) in categories.iter().enumerate() {
         let x = L + slot * i as f64 + slot * 0.15;
         let mut base = 0.0;
@@ -264,17 +264,7 @@ pub fn stacked_bars(
             esc(cat)
         );
     }
-    let _ = write!(
-        out,
-        r##"<line x1="{L}" x2="{L}" y1="{T}" y2="{0}" stroke="#000"/><line x1="{L}" x2="{1}" y1="{0}" y2="{0}" stroke="#000"/><text x="{2}" y="{3}" text-anchor="middle">{4}</text><text transform="translate(16,{5}) rotate(-90)" text-anchor="middle">{6}</text>"##,
-        H - B,
-        width - R,
-        (L + width - R) / 2.0,
-        H - 12.0,
-        esc(x_label),
-        (T + H - B) / 2.0,
-        esc(y_label)
-    );
+    axes(&mut out, width, x_label, y_label);
     for (j, (name, _)) in parts.iter().enumerate() {
         let ly = T + 10.0 + 18.0 * j as f64;
         let _ = write!(
