@@ -1,6 +1,7 @@
 //! Measured ceilings of this machine: memory bandwidth (a large multi-threaded copy and triad,
 //! counting bytes read plus bytes written) and matrix throughput (a large matmul through candle,
-//! the path the engine's prefill takes), per dtype; cached per machine so `bench` measures once.
+//! the path the engine's prefill takes), per dtype; cached per machine so `bench` measures once,
+//! and measured again when the cache is stale ([`stale_reason`]).
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -31,6 +32,55 @@ pub struct Ceilings {
     pub threads: usize,
     /// Seconds since the Unix epoch when last measured.
     pub measured_at: u64,
+    /// The measurement method ([`METHOD`]) that produced these figures (0 in files that
+    /// predate the field).
+    #[serde(default)]
+    pub method: u32,
+}
+
+/// Version of the measurement: bumped whenever what it runs changes (2: candle's GEMM with its
+/// AVX-512 kernels), so that figures measured by an older moecap are not reused.
+pub const METHOD: u32 = 2;
+
+/// A cached figure below a quick re-check by more than this factor was measured under load.
+const RECHECK_TOLERANCE: f64 = 1.15;
+
+/// Why cached ceilings should be measured again, or `None` to reuse them: they come from another
+/// measurement method, or a quick re-check (one repetition of the same tests, `quick`, where
+/// taken) beats the cached bandwidth or matmul throughput by more than 15 %, i.e. the cache was
+/// measured while the machine was busy. Ceilings are maxima: a quick check that comes out lower
+/// (a busy machine now) keeps the cache.
+pub fn stale_reason(cached: &Ceilings, quick: Option<&Ceilings>) -> Option<String> {
+    if cached.method != METHOD {
+        return Some(format!(
+            "cached ceilings come from measurement method {} (this moecap uses {METHOD})",
+            cached.method
+        ));
+    }
+    let quick = quick?;
+    let bw = (
+        cached.bandwidth_bytes_per_s(),
+        quick.bandwidth_bytes_per_s(),
+    );
+    if bw.1 > bw.0 * RECHECK_TOLERANCE {
+        return Some(format!(
+            "cached bandwidth {:.2} GB/s is below a quick re-check ({:.2} GB/s): it was measured under load",
+            bw.0 / 1e9,
+            bw.1 / 1e9
+        ));
+    }
+    for (dt, &q) in &quick.matmul_flops_per_s {
+        if let Some(&c) = cached.matmul_flops_per_s.get(dt) {
+            if q > c * RECHECK_TOLERANCE {
+                return Some(format!(
+                    "cached {dt} matmul {:.1} GFLOP/s is below a quick re-check ({:.1} GFLOP/s): it was measured under load",
+                    c / 1e9,
+                    q / 1e9
+                ));
+            }
+        }
+    }
+    None
 }
 
 impl Ceilings {
@@ -167,6 +217,7 @@ pub fn measure(
         matmul_size: BTreeMap::new(),
         threads: rayon::current_num_threads(),
         measured_at: unix_now(),
+        method: METHOD,
     };
     for &dt in dtypes {
         // Half-precision matmuls on the CPU run far below f32; a smaller size keeps them short.
@@ -258,7 +309,35 @@ mod tests {
         assert!(f.ends_with("ceilings-test-machine.json"));
         assert_eq!(read_cached(&f).unwrap(), None);
         write_cached(&f, &c).unwrap();
-        assert_eq!(read_cached(&f).unwrap(), Some(c));
+        assert_eq!(read_cached(&f).unwrap(), Some(c.clone()));
+        // the same figures are not stale; an older method, or a re-check 20 % faster, is
+        let mut quick = c.clone();
+        assert_eq!(stale_reason(&c, Some(&quick)), None);
+        quick.copy_bytes_per_s *= 0.5;
+        assert_eq!(
+            stale_reason(&c, Some(&quick)),
+            None,
+            "a busy re-check keeps the cache"
+        );
+        quick.copy_bytes_per_s = c.bandwidth_bytes_per_s() * 1.2;
+        assert!(stale_reason(&c, Some(&quick))
+            .unwrap()
+            .contains("under load"));
+        let mut quick = c.clone();
+        *quick.matmul_flops_per_s.get_mut("f32").unwrap() *= 1.2;
+        assert!(stale_reason(&c, Some(&quick))
+            .unwrap()
+            .contains("f32 matmul"));
+        let old = Ceilings {
+            method: 1,
+            ..c.clone()
+        };
+        assert!(stale_reason(&old, None).unwrap().contains("method 1"));
+        // files written before the method field read as method 0
+        let mut v = serde_json::to_value(&c).unwrap();
+        v.as_object_mut().unwrap().remove("method");
+        std::fs::write(&f, v.to_string()).unwrap();
+        assert_eq!(read_cached(&f).unwrap().unwrap().method, 0);
         std::fs::write(&f, "{").unwrap();
         let e = read_cached(&f).unwrap_err().to_string();
         assert!(e.contains("not a moecap ceilings file"), "{e}");

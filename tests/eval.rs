@@ -4,6 +4,7 @@
 //! `moecap eval` end to end.
 
 use moecap::data::read_rows;
+use moecap::eval::fewshot::{sample_per_doc, PyRandom};
 use moecap::eval::tasks::{load, Items, Task};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,7 +56,7 @@ fn arrow_reader_agrees_with_pyarrow() {
 
 #[test]
 fn prompts_follow_the_harness_formats() {
-    let Items::Choice(m) = load(Task::Mmlu, &data(), None, 5).unwrap() else {
+    let Items::Choice(m) = load(Task::Mmlu, &data(), None, 5, 1234).unwrap() else {
         panic!("mmlu is multiple choice")
     };
     assert_eq!(m.len(), 8, "4 test items of 2 subjects");
@@ -73,17 +74,17 @@ fn prompts_follow_the_harness_formats() {
     assert!(first.context.contains(&format!("{q}\nA. ")));
     assert!(first.context.contains(&format!("Answer: {letter}\n\n")));
     // limit and shots
-    let Items::Choice(one) = load(Task::Mmlu, &data(), Some(1), 0).unwrap() else {
+    let Items::Choice(one) = load(Task::Mmlu, &data(), Some(1), 0, 1234).unwrap() else {
         panic!()
     };
     assert_eq!(one.len(), 2);
     assert_eq!(one[0].context.matches("Answer:").count(), 1);
-    assert!(load(Task::Mmlu, &data(), None, 6)
+    assert!(load(Task::Mmlu, &data(), None, 6, 1234)
         .unwrap_err()
         .to_string()
         .contains("--shots 6"));
 
-    let Items::Choice(h) = load(Task::Hellaswag, &data(), None, 0).unwrap() else {
+    let Items::Choice(h) = load(Task::Hellaswag, &data(), None, 0, 1234).unwrap() else {
         panic!()
     };
     let raw = read_rows(&data().join("hellaswag/validation.arrow")).unwrap();
@@ -94,13 +95,13 @@ fn prompts_follow_the_harness_formats() {
         .iter()
         .all(|i| i.choices.len() == 4 && !i.context.contains('[')));
 
-    let Items::Choice(a) = load(Task::ArcChallenge, &data(), None, 0).unwrap() else {
+    let Items::Choice(a) = load(Task::ArcChallenge, &data(), None, 0, 1234).unwrap() else {
         panic!()
     };
     assert_eq!(a.len(), 4, "one item per document, not per request");
     assert!(a[0].context.starts_with("Question: ") && a[0].context.ends_with("\nAnswer:"));
 
-    let Items::Gen(g) = load(Task::Gsm8kCot, &data(), Some(2), 8).unwrap() else {
+    let Items::Gen(g) = load(Task::Gsm8kCot, &data(), Some(2), 8, 1234).unwrap() else {
         panic!()
     };
     assert_eq!(g.len(), 2);
@@ -120,11 +121,13 @@ fn full_sets_are_counted() {
         dir.join("hellaswag/validation.arrow"),
     )
     .unwrap();
-    let e = load(Task::Hellaswag, &dir, None, 0)
+    let e = load(Task::Hellaswag, &dir, None, 0, 1234)
         .unwrap_err()
         .to_string();
     assert!(e.contains("6 items, expected 10042"), "{e}");
-    let e = load(Task::Gsm8kCot, &dir, None, 8).unwrap_err().to_string();
+    let e = load(Task::Gsm8kCot, &dir, None, 8, 1234)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("scripts/fetch-data.sh"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -309,7 +312,7 @@ fn loglikelihood_matches_the_engine_logits() {
     // ARC: multi-token continuations, one pass per choice; MMLU (1 shot): ` A`..` D` after one
     // shared context, all four read from one pass
     for (task, shots) in [(Task::ArcEasy, 0), (Task::Mmlu, 1)] {
-        let Items::Choice(items) = load(task, &data(), Some(1), shots).unwrap() else {
+        let Items::Choice(items) = load(task, &data(), Some(1), shots, 1234).unwrap() else {
             panic!()
         };
         let r = moecap::eval::score::score_choices(&mut e, &codec, &items, 2, &mut |_| {}).unwrap();
@@ -392,4 +395,165 @@ fn chat_mode_renders_the_template_zero_shot() {
         "{p}"
     );
     std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+fn pyrandom_fixture() -> serde_json::Value {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pyrandom.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// The draws CPython made (scripts/make_pyrandom_fixture.py) for `(seed, pool, k)`.
+fn python_draws(seed: u64, pool: usize, k: usize) -> Vec<Vec<usize>> {
+    let fx = pyrandom_fixture();
+    let case = fx["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["seed"] == seed && c["pool"] == pool && c["k"] == k)
+        .expect("case in tests/fixtures/pyrandom.json");
+    serde_json::from_value(case["draws"].clone()).unwrap()
+}
+
+#[test]
+fn python_random_is_reproduced() {
+    let fx = pyrandom_fixture();
+    for c in fx["u32"].as_array().unwrap() {
+        let mut r = PyRandom::new(c["seed"].as_u64().unwrap());
+        let got: Vec<u64> = (0..8).map(|_| r.next_u32() as u64).collect();
+        let want: Vec<u64> = serde_json::from_value(c["values"].clone()).unwrap();
+        assert_eq!(got, want, "seed {}", c["seed"]);
+    }
+    // both of CPython's sampling strategies, several draws on one generator
+    let cases = fx["samples"].as_array().unwrap();
+    assert!(cases.len() >= 6);
+    for c in cases {
+        let (seed, pool, k) = (
+            c["seed"].as_u64().unwrap(),
+            c["pool"].as_u64().unwrap() as usize,
+            c["k"].as_u64().unwrap() as usize,
+        );
+        let want = python_draws(seed, pool, k);
+        assert_eq!(
+            sample_per_doc(seed, pool, k, want.len()).unwrap(),
+            want,
+            "seed {seed}, pool {pool}, k {k}"
+        );
+    }
+    assert!(PyRandom::new(1).sample(4, 5).is_none());
+}
+
+/// A copy of the sample's GSM8K with a stand-in train split: the eight chain-of-thought
+/// exemplars as `{question, answer}` rows (no real train split ships in a registry package).
+fn gsm8k_with_train(dir: &Path) -> Vec<(String, String)> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("gsm8k")).unwrap();
+    std::fs::write(dir.join("SAMPLE"), "").unwrap();
+    std::fs::copy(
+        data().join("gsm8k/test.jsonl"),
+        dir.join("gsm8k/test.jsonl"),
+    )
+    .unwrap();
+    let cot = std::fs::read_to_string(data().join("gsm8k/cot_exemplars.txt")).unwrap();
+    let mut pool = Vec::new();
+    let mut lines = String::new();
+    for block in cot.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let (q, a) = block.trim().split_once("\nAnswer: ").unwrap();
+        let q = q.strip_prefix("Question: ").unwrap().to_string();
+        let n = a.rsplit(' ').next().unwrap().trim_end_matches('.');
+        let a = format!("{a}\n#### {n}");
+        lines += &format!("{}\n", serde_json::json!({"question": q, "answer": a}));
+        pool.push((q, a));
+    }
+    std::fs::write(dir.join("gsm8k/train.jsonl"), lines).unwrap();
+    pool
+}
+
+#[test]
+fn gsm8k_draws_its_exemplars_as_the_harness_does() {
+    let dir = std::env::temp_dir().join(format!("moecap-gsm8k-{}", std::process::id()));
+    let pool = gsm8k_with_train(&dir);
+    assert_eq!(pool.len(), 8);
+    let test = read_rows(&dir.join("gsm8k/test.jsonl")).unwrap();
+    let Items::Gen(items) = load(Task::Gsm8k, &dir, None, 5, 1234).unwrap() else {
+        panic!("gsm8k generates")
+    };
+    assert_eq!(items.len(), test.len());
+    // lm-evaluation-harness: `Question: …\nAnswer: <full answer>\n\n` per exemplar, drawn by
+    // Random(1234).sample(train, 5) once per document in order, then the question
+    for ((item, row), picks) in items.iter().zip(&test).zip(python_draws(1234, 8, 5)) {
+        let mut want = String::new();
+        for p in picks {
+            want += &format!("Question: {}\nAnswer: {}\n\n", pool[p].0, pool[p].1);
+        }
+        want += &format!("Question: {}\nAnswer:", row["question"].as_str().unwrap());
+        assert_eq!(item.prompt, want);
+    }
+    assert_eq!(items[0].answer, "18");
+    // another seed draws other exemplars; --limit keeps the first documents' draws
+    let Items::Gen(other) = load(Task::Gsm8k, &dir, None, 5, 7).unwrap() else {
+        panic!()
+    };
+    assert_ne!(other[0].prompt, items[0].prompt);
+    let Items::Gen(two) = load(Task::Gsm8k, &dir, Some(2), 5, 1234).unwrap() else {
+        panic!()
+    };
+    assert_eq!(two[..], items[..2]);
+    let e = load(Task::Gsm8k, &dir, None, 9, 1234)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--shots 9") && e.contains("train.jsonl"), "{e}");
+    // the strict extraction is the first `#### N`
+    let strict = Task::Gsm8k.strict_extractor();
+    assert_eq!(
+        strict("so 5 + 3 = 8\n#### 1,208.\n#### 9"),
+        Some("1208".into())
+    );
+    assert_eq!(strict("#### -4"), Some("-4".into()));
+    assert_eq!(strict("#### x then #### 6"), Some("6".into()));
+    assert_eq!(strict("The answer is 6."), None);
+    assert_eq!(
+        Task::Gsm8kCot.strict_extractor()("The answer is 6."),
+        Some("6".into())
+    );
+
+    // end to end: the CLI writes these prompts, and the seed it used
+    let model = dir.join("model");
+    checkpoint_with_tokenizer(&model);
+    let out = dir.join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_moecap"))
+        .arg("eval")
+        .arg("--model")
+        .arg(&model)
+        .arg("--data")
+        .arg(&dir)
+        .args(["--tasks", "gsm8k", "--max-gen-tokens", "4", "--no-probe"])
+        .args(["--limit", "2", "--seed", "1234", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(out.join("gsm8k.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for (r, it) in rows.iter().zip(&items) {
+        assert_eq!(r["prompt"].as_str().unwrap(), it.prompt);
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["seed"], 1234);
+    assert_eq!(s["tasks"][0]["shots"], 5);
+
+    // without a train split: an error that says what is missing and why
+    std::fs::remove_file(dir.join("gsm8k/train.jsonl")).unwrap();
+    let e = load(Task::Gsm8k, &dir, None, 5, 1234)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("train.jsonl is missing") && e.contains("gsm8k_cot"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

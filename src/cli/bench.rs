@@ -12,7 +12,8 @@ use moecap::bench::run::{passes_per_repetition, run_point, PointSettings};
 use moecap::bench::summary::{summarise_point, Ceiling, PointSpec};
 use moecap::bench::{BenchReport, RunSettings, SpecInfo};
 use moecap::ceilings::{
-    cache_dir, cache_file, measure, read_cached, write_cached, Ceilings, MeasureSpec,
+    cache_dir, cache_file, measure, read_cached, stale_reason, write_cached, Ceilings, MeasureSpec,
+    METHOD,
 };
 use moecap::data::data_dir;
 use moecap::detect::{detect_gpu, detect_host, match_cpu, match_gpu, GpuInfo, HostInfo};
@@ -67,9 +68,37 @@ pub(crate) fn ceilings(
             .collect(),
         None => dtypes.to_vec(),
     };
-    if let (Some(c), true) = (&cached, missing.is_empty()) {
-        return Ok((c.clone(), file));
+    let spec = MeasureSpec::default_for(device);
+    // a cache is reused only if a quick re-check (one repetition) does not beat it
+    let stale = match &cached {
+        Some(c) => {
+            let quick = if missing.is_empty() && c.method == METHOD {
+                Some(measure(
+                    device,
+                    key,
+                    dtypes,
+                    MeasureSpec {
+                        repetitions: 1,
+                        ..spec
+                    },
+                )?)
+            } else {
+                None
+            };
+            stale_reason(c, quick.as_ref())
+        }
+        None => None,
+    };
+    match (&cached, &stale) {
+        (Some(c), None) if missing.is_empty() => return Ok((c.clone(), file)),
+        (_, Some(why)) if !quiet => eprintln!("{why}; measuring again"),
+        _ => {}
     }
+    let (cached, missing) = if stale.is_some() {
+        (None, dtypes.to_vec())
+    } else {
+        (cached, missing)
+    };
     if !quiet {
         eprintln!(
             "measuring this machine's bandwidth and matmul throughput ({}); cached for later runs",
@@ -80,7 +109,7 @@ pub(crate) fn ceilings(
                 .join(", ")
         );
     }
-    let mut fresh = measure(device, key, &missing, MeasureSpec::default_for(device))?;
+    let mut fresh = measure(device, key, &missing, spec)?;
     if let Some(old) = cached {
         // keep the dtypes measured before
         for (k, v) in old.matmul_flops_per_s {

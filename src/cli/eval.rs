@@ -15,7 +15,7 @@ use moecap::engine::io::append_records;
 use moecap::engine::loader::checkpoint_dir;
 use moecap::engine::text::TextCodec;
 use moecap::eval::chat::ChatTemplate;
-use moecap::eval::score::{generate_answers, score_choices, CHAT_STOPS, GSM8K_STOPS};
+use moecap::eval::score::{generate_answers, score_choices, Generation, CHAT_STOPS};
 use moecap::eval::tasks::{is_sample, load, Items, Task};
 use moecap::eval::{summarise_choices, summarise_gen, TaskSummary};
 use moecap::hardware::HardwareTable;
@@ -47,6 +47,7 @@ struct EvalReport {
     sample_data: bool,
     chat: bool,
     limit: Option<usize>,
+    seed: u64,
     batch: usize,
     tasks: Vec<TaskSummary>,
     performance: Option<Performance>,
@@ -84,7 +85,7 @@ pub(crate) fn cmd_eval(
         } else {
             a.shots.unwrap_or(t.default_shots())
         };
-        loaded.push((*t, shots, load(*t, &data, a.limit, shots)?));
+        loaded.push((*t, shots, load(*t, &data, a.limit, shots, a.seed)?));
     }
     let dir = checkpoint_dir(&engine_args.model)?;
     if a.chat {
@@ -162,16 +163,15 @@ pub(crate) fn cmd_eval(
                 summarise_choices(task.name(), *shots, &r)
             }
             Items::Gen(v) => {
-                let stops: &[&str] = if a.chat { &CHAT_STOPS } else { &GSM8K_STOPS };
-                let r = generate_answers(
-                    &mut engine,
-                    &codec,
-                    v,
-                    a.batch,
-                    a.max_gen_tokens,
+                let stops: &[&str] = if a.chat { &CHAT_STOPS } else { task.stops() };
+                let gen = Generation {
+                    max_new_tokens: a.max_gen_tokens,
                     stops,
-                    &mut |n| pb.inc(n as u64),
-                )?;
+                    strict: task.strict_extractor(),
+                };
+                let r = generate_answers(&mut engine, &codec, v, a.batch, gen, &mut |n| {
+                    pb.inc(n as u64)
+                })?;
                 for (it, x) in v.iter().zip(&r) {
                     let line = serde_json::json!({
                         "id": x.id, "prompt": it.prompt, "answer": x.answer, "output": x.output,
@@ -241,6 +241,7 @@ pub(crate) fn cmd_eval(
         sample_data: is_sample(&data),
         chat: a.chat,
         limit: a.limit,
+        seed: a.seed,
         batch: a.batch,
         tasks: summaries,
         performance,

@@ -4,6 +4,7 @@
 //! does not depend on the others in the batch.
 
 use super::cache::KvCache;
+use super::kernels::masked_softmax;
 use super::layers::{Linear, RmsNorm};
 use super::rope::Rope;
 use super::weights::WeightStore;
@@ -11,6 +12,7 @@ use crate::descriptor::{Attention as AttnDesc, ModelDesc, QkNorm};
 use crate::error::{Error, Result};
 use crate::naming::Names;
 use candle_core::{DType, Device, Tensor};
+use std::ops::Range;
 
 /// Where each sequence's tokens sit in the flattened pass.
 #[derive(Debug, Clone, Copy)]
@@ -31,8 +33,15 @@ pub struct PassContext<'a> {
     pub rope: &'a Rope,
     /// Its cos and sin for the pass's positions.
     pub cos_sin: (Tensor, Tensor),
-    /// Each sequence's mask ([`pass_masks`]).
+    /// Each sequence's mask ([`pass_masks`]), for devices other than the CPU.
     pub masks: Vec<Option<Tensor>>,
+    /// The sliding window, if the model has one.
+    pub window: Option<usize>,
+}
+
+/// The keys a query at position `pos` attends to: the causal prefix, cut to the last `window`.
+pub fn visible_keys(pos: usize, window: Option<usize>) -> Range<usize> {
+    window.map_or(0, |w| (pos + 1).saturating_sub(w))..pos + 1
 }
 
 /// One layer's attention.
@@ -182,15 +191,24 @@ impl Attention {
                 .permute((1, 2, 0, 3))?
                 .contiguous()?
                 .reshape((hkv, g * n, dh))?;
-            let scores = (qg.matmul(&kc.t()?.contiguous()?)? * scale)?;
-            let scores = match mask {
-                Some(m) => scores
-                    .reshape((hkv, g, n, total))?
-                    .broadcast_add(m)?
-                    .reshape((hkv, g * n, total))?,
-                None => scores,
+            let scores = qg.matmul(&kc.t()?.contiguous()?)?;
+            let p = if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+                // rows are (kv head, group member, query): query = row mod n
+                let mut v = scores.flatten_all()?.to_vec1::<f32>()?;
+                let keys = |i: usize| visible_keys(s.cached + i, pass.window);
+                masked_softmax(&mut v, total, scale as f32, &|r| r % n, &keys);
+                Tensor::from_vec(v, (hkv, g * n, total), scores.device())?
+            } else {
+                let scores = (scores * scale)?;
+                let scores = match mask {
+                    Some(m) => scores
+                        .reshape((hkv, g, n, total))?
+                        .broadcast_add(m)?
+                        .reshape((hkv, g * n, total))?,
+                    None => scores,
+                };
+                candle_nn::ops::softmax_last_dim(&scores)?
             };
-            let p = candle_nn::ops::softmax_last_dim(&scores)?;
             let o = p.matmul(&vc.contiguous()?)?; // [Hkv, g·n, dh]
             let o = o
                 .reshape((hkv, g, n, dh))?
@@ -223,10 +241,9 @@ pub fn pass_masks(
             }
             let mut m = vec![0f32; n * total];
             for i in 0..n {
-                let pos = cached + i;
+                let seen = visible_keys(cached + i, window);
                 for (j, slot) in m[i * total..(i + 1) * total].iter_mut().enumerate() {
-                    let visible = j <= pos && window.is_none_or(|w| j + w > pos);
-                    if !visible {
+                    if !seen.contains(&j) {
                         *slot = f32::NEG_INFINITY;
                     }
                 }

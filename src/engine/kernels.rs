@@ -1,7 +1,11 @@
-//! CPU kernels for skinny products `y = x · Wᵀ` with few rows of `x` (decode steps, experts
-//! that received few tokens): each weight row is read once for all rows of `x`, output rows are
-//! split over the thread pool, and the inner product uses AVX2/FMA when the CPU has it. Products
-//! with more rows go to candle's GEMM.
+//! CPU products `y = x · Wᵀ`: an own kernel for skinny products with few rows of `x` (decode
+//! steps, experts that received few tokens), where each weight row is read once for all rows of
+//! `x`, output rows are split over the thread pool, and the inner product uses AVX2/FMA when the
+//! CPU has it; and the choice of operand order for the larger products that go to candle's GEMM
+//! ([`weight_major`]); and the element-wise steps, spread over the thread pool: rotary
+//! embedding ([`rope_rotate`]), the masked softmax of attention scores ([`masked_softmax`]),
+//! the gated SiLU ([`silu_mul`]) and the weighted scatter-add of expert outputs
+//! ([`combine_experts`]).
 
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -24,6 +28,32 @@ fn has_avx2_fma() -> bool {
             false
         }
     })
+}
+
+fn has_avx512f() -> bool {
+    static FLAG: OnceLock<bool> = OnceLock::new();
+    *FLAG.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// Whether the CPU GEMM should compute `x · Wᵀ` as `(W · xᵀ)ᵀ` for `x` `[m, k]` and `W`
+/// `[n, k]`. The GEMM's microkernel runs along the output's contiguous dimension; with few rows
+/// of `x` it is faster to give it the weight's rows there and transpose the small result than to
+/// leave it a short dimension to tile. The crossover rows depend on the kernel the GEMM picks
+/// (AVX-512 or AVX2) and were measured on the engine's shapes (docs/PERFORMANCE.md): with
+/// AVX-512 up to 128 rows, or 512 when the output is no wider than the input; with AVX2 up to
+/// 32, or 128.
+pub fn weight_major(m: usize, k: usize, n: usize) -> bool {
+    let (short, narrow) = if has_avx512f() { (128, 512) } else { (32, 128) };
+    m <= short || (n <= k && m <= narrow)
 }
 
 macro_rules! dot_rows {
@@ -123,6 +153,208 @@ pub fn skinny_matmul(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<
     }
 }
 
+/// `eˣ` without a library call, so that loops over it vectorise: Cody–Waite reduction by
+/// `ln 2` and Cephes' degree-6 polynomial for `expf` (within 2e-7 relative of `f32::exp`),
+/// with `x` clamped to the range whose result is a normal float.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer
+    let x = x.clamp(-87.3, 88.3);
+    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    p = p * r * r + r + 1.0;
+    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+#[inline(always)]
+fn silu_row(out: &mut [f32], gate: &[f32], up: &[f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = g / (1.0 + exp_f32(-g)) * u;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn silu_row_avx2(out: &mut [f32], gate: &[f32], up: &[f32]) {
+    silu_row(out, gate, up)
+}
+
+/// The gated SiLU of a fused gate/up product: `gu` holds `rows` rows of `[gate | up]`, each
+/// `2·inter` wide; returns `silu(gate) · up`, `[rows, inter]`.
+pub fn silu_mul(gu: &[f32], rows: usize, inter: usize) -> Vec<f32> {
+    debug_assert_eq!(gu.len(), rows * 2 * inter);
+    let mut h = vec![0f32; rows * inter];
+    if inter == 0 {
+        return h;
+    }
+    let fast = has_avx2_fma();
+    for_rows(&mut h, inter, |i, out| {
+        let (gate, up) = gu[i * 2 * inter..(i + 1) * 2 * inter].split_at(inter);
+        #[cfg(target_arch = "x86_64")]
+        if fast {
+            // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
+            unsafe { silu_row_avx2(out, gate, up) };
+            return;
+        }
+        let _ = fast;
+        silu_row(out, gate, up);
+    });
+    h
+}
+
+/// Elements from which the element-wise kernels use the thread pool: below, handing the work
+/// to other threads costs more than it saves (decode steps).
+const PARALLEL_FROM: usize = 1 << 15;
+
+/// Runs `f(i, row i)` over the rows of `out`, `width` elements each: on the thread pool in tasks
+/// of at least ~4K elements when `out` is large, else on this thread.
+fn for_rows(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    if width == 0 {
+        return;
+    }
+    if out.len() < PARALLEL_FROM {
+        out.chunks_mut(width).enumerate().for_each(|(i, r)| f(i, r));
+    } else {
+        out.par_chunks_mut(width)
+            .enumerate()
+            .with_min_len((4096 / width).max(1))
+            .for_each(|(i, r)| f(i, r));
+    }
+}
+
+/// A reduction over 8 interleaved lanes (so that it vectorises), then across the lanes.
+#[inline(always)]
+fn lanes(x: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder().iter().fold(init, |a, &b| f(a, b));
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] = f(acc[l], c[l]);
+        }
+    }
+    acc.iter().fold(rest, |a, &b| f(a, b))
+}
+
+/// Softmax of `scale ·` attention scores in place: `scores` holds rows of `total` keys, row `r`
+/// the scores of query `query(r)`, which sees only the keys `keys(query(r))`; the others get
+/// probability 0. Rows are spread over the thread pool.
+pub fn masked_softmax(
+    scores: &mut [f32],
+    total: usize,
+    scale: f32,
+    query: &(dyn Fn(usize) -> usize + Sync),
+    keys: &(dyn Fn(usize) -> std::ops::Range<usize> + Sync),
+) {
+    if total == 0 {
+        return;
+    }
+    let fast = has_avx2_fma();
+    for_rows(scores, total, |r, row| {
+        let seen = keys(query(r));
+        let (a, b) = (seen.start.min(total), seen.end.min(total));
+        #[cfg(target_arch = "x86_64")]
+        if fast {
+            // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
+            unsafe { softmax_row_avx2(row, a, b, scale) };
+            return;
+        }
+        let _ = fast;
+        softmax_row(row, a, b, scale);
+    });
+}
+
+#[inline(always)]
+fn softmax_row(row: &mut [f32], a: usize, b: usize, scale: f32) {
+    let (head, rest) = row.split_at_mut(a.min(b));
+    head.fill(0.0);
+    let (live, tail) = rest.split_at_mut(b.saturating_sub(a));
+    tail.fill(0.0);
+    if live.is_empty() {
+        return;
+    }
+    for x in live.iter_mut() {
+        *x *= scale;
+    }
+    let max = lanes(live, f32::NEG_INFINITY, f32::max);
+    for x in live.iter_mut() {
+        *x = exp_f32(*x - max);
+    }
+    let inv = 1.0 / lanes(live, 0.0, |x, y| x + y);
+    for x in live.iter_mut() {
+        *x *= inv;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_row_avx2(row: &mut [f32], a: usize, b: usize, scale: f32) {
+    softmax_row(row, a, b, scale)
+}
+
+/// Rotary embedding of `x` `[T, heads, 2·half]` (row-major) with `cos`/`sin` `[T, half]`: per
+/// token and head, `(x₁, x₂) → (x₁·cos − x₂·sin, x₂·cos + x₁·sin)` on the two halves.
+pub fn rope_rotate(x: &[f32], heads: usize, half: usize, cos: &[f32], sin: &[f32]) -> Vec<f32> {
+    let row = heads * 2 * half;
+    debug_assert_eq!(x.len() / row.max(1), cos.len() / half.max(1));
+    let mut out = vec![0f32; x.len()];
+    if row == 0 {
+        return out;
+    }
+    for_rows(&mut out, row, |t, o| {
+        let xt = &x[t * row..(t + 1) * row];
+        let (c, s) = (
+            &cos[t * half..(t + 1) * half],
+            &sin[t * half..(t + 1) * half],
+        );
+        for (oh, xh) in o.chunks_exact_mut(2 * half).zip(xt.chunks_exact(2 * half)) {
+            let (x1, x2) = xh.split_at(half);
+            let (o1, o2) = oh.split_at_mut(half);
+            for i in 0..half {
+                o1[i] = x1[i] * c[i] - x2[i] * s[i];
+                o2[i] = x2[i] * c[i] + x1[i] * s[i];
+            }
+        }
+    });
+    out
+}
+
+/// The routed experts' output `[tokens, d]`: for each token the sum, in expert order, of
+/// `weight · ys[e][row]` over the experts `e` that received it. `parts[e]` lists the rows of
+/// expert `e`'s output as `(token, weight)`; `ys[e]` is that output, row-major `[rows, d]`.
+pub fn combine_experts(
+    ys: &[Vec<f32>],
+    parts: &[Vec<(u32, f32)>],
+    tokens: usize,
+    d: usize,
+) -> Vec<f32> {
+    // per token: (expert, row, weight), experts ascending
+    let mut by_token: Vec<Vec<(usize, usize, f32)>> = vec![Vec::new(); tokens];
+    for (e, rows) in parts.iter().enumerate() {
+        for (r, &(tok, w)) in rows.iter().enumerate() {
+            by_token[tok as usize].push((e, r, w));
+        }
+    }
+    let mut out = vec![0f32; tokens * d];
+    if d == 0 {
+        return out;
+    }
+    for_rows(&mut out, d, |tok, o| {
+        for &(e, r, w) in &by_token[tok] {
+            for (o, &y) in o.iter_mut().zip(&ys[e][r * d..(r + 1) * d]) {
+                *o += w * y;
+            }
+        }
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +376,80 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn softmax_over_the_visible_keys() {
+        // two queries over 4 keys: query 0 sees keys 0..2, query 1 keys 1..4 (a window)
+        let mut s = vec![2.0, 4.0, 9.0, 9.0, 5.0, 0.0, 2.0, 4.0];
+        let keys = |i: usize| if i == 0 { 0..2 } else { 1..4 };
+        masked_softmax(&mut s, 4, 0.5, &|r| r, &keys);
+        let e = |x: f64| x.exp();
+        let want = [
+            e(-1.0) / (1.0 + e(-1.0)),
+            1.0 / (1.0 + e(-1.0)),
+            0.0,
+            0.0,
+            0.0,
+            e(-2.0) / (e(-2.0) + e(-1.0) + 1.0),
+            e(-1.0) / (e(-2.0) + e(-1.0) + 1.0),
+            1.0 / (e(-2.0) + e(-1.0) + 1.0),
+        ];
+        for (g, w) in s.iter().zip(want) {
+            assert!((*g as f64 - w).abs() < 1e-6, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn rope_by_hand() {
+        // one token, two heads of 2·2: rotate (1, 2 | 3, 4) and (5, 6 | 7, 8)
+        let (c, s) = ([0.5, 1.0], [2.0, 0.0]);
+        let y = rope_rotate(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], 2, 2, &c, &s);
+        assert_eq!(y[..4], [0.5 - 6.0, 2.0, 1.5 + 2.0, 4.0]);
+        assert_eq!(y[4..], [2.5 - 14.0, 6.0, 3.5 + 10.0, 8.0]);
+    }
+
+    #[test]
+    fn exp_matches_the_library() {
+        let mut worst = 0f32;
+        for i in -87_000..88_000 {
+            let x = i as f32 / 1000.0 + 0.000_37;
+            let (a, b) = (exp_f32(x), x.exp());
+            worst = worst.max(((a - b) / b).abs());
+        }
+        assert!(worst < 3e-7, "relative error {worst}");
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert!(exp_f32(-1000.0) > 0.0 && exp_f32(-1000.0) < 1e-37);
+        assert!(exp_f32(1000.0).is_finite());
+    }
+
+    #[test]
+    fn silu_mul_and_combine_by_hand() {
+        // silu(0) = 0, silu(2) = 2 / (1 + e^-2)
+        let h = silu_mul(&[0.0, 2.0, 5.0, 3.0, 1.0, -1.0, 0.5, 0.5], 2, 2);
+        let s2 = 2.0 / (1.0 + (-2f32).exp());
+        assert_eq!(h[0], 0.0);
+        assert!((h[1] - s2 * 3.0).abs() < 1e-6);
+        assert!((h[3] - (-1.0 / (1.0 + 1f32.exp())) * 0.5).abs() < 1e-6);
+        // large enough for the thread pool: the same values as row by row
+        let (rows, inter) = (40, 1024);
+        let gu: Vec<f32> = (0..rows * 2 * inter)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 9.0)
+            .collect();
+        assert!(rows * inter >= PARALLEL_FROM);
+        let h = silu_mul(&gu, rows, inter);
+        for (i, y) in h.iter().enumerate() {
+            let (r, c) = (i / inter, i % inter);
+            let (g, u) = (gu[r * 2 * inter + c], gu[r * 2 * inter + inter + c]);
+            assert!(
+                (y - g / (1.0 + (-g).exp()) * u).abs() < 1e-5,
+                "row {r} col {c}"
+            );
+        }
+        // token 0 → expert 0 row 0 (w 0.25) and expert 1 row 1 (w 0.75); token 2 → expert 1 row 0
+        let ys = vec![vec![4.0, 8.0], vec![1.0, 2.0, 10.0, 20.0]];
+        let parts = vec![vec![(0, 0.25)], vec![(2, 1.0), (0, 0.75)]];
+        let out = combine_experts(&ys, &parts, 3, 2);
+        assert_eq!(out, vec![1.0 + 7.5, 2.0 + 15.0, 0.0, 0.0, 1.0, 2.0]);
     }
 }

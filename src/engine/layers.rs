@@ -1,11 +1,24 @@
 //! Building blocks shared by every family: RMS norm, linear layers stored pre-transposed (with
 //! fused projections), and the gated SiLU MLP used by dense layers, routed and shared experts.
 
-use super::kernels::{skinny_matmul, MAX_ROWS};
+use super::kernels::{silu_mul, skinny_matmul, weight_major, MAX_ROWS};
 use super::weights::WeightStore;
 use crate::error::Result;
 use crate::naming::Proj;
 use candle_core::{DType, Device, Storage, Tensor};
+
+/// Runs `f` on the elements of `t` when `t` is a contiguous f32 tensor on the CPU (`None`
+/// otherwise), without copying them.
+pub fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<Option<R>> {
+    if !t.device().is_cpu() || t.dtype() != DType::F32 {
+        return Ok(None);
+    }
+    let (st, l) = t.storage_and_layout();
+    let (Storage::Cpu(c), Some((a, b))) = (&*st, l.contiguous_offsets()) else {
+        return Ok(None);
+    };
+    Ok(Some(f(&c.as_slice::<f32>()?[a..b])))
+}
 
 /// RMSNorm with a learned scale.
 #[derive(Debug, Clone)]
@@ -42,7 +55,8 @@ impl RmsNorm {
 
 /// `y = x · Wᵀ (+ b)` with `W` kept in the checkpoint layout `[out, in]`; several projections
 /// of the same input may be concatenated into one. Products with few rows of `x` on the CPU in
-/// f32 use [`skinny_matmul`]; the rest use candle's GEMM on the transposed view.
+/// f32 use [`skinny_matmul`]; the rest use candle's GEMM, on the CPU in the operand order that
+/// [`weight_major`] picks for the shape.
 #[derive(Debug, Clone)]
 pub struct Linear {
     w: Tensor,
@@ -101,12 +115,22 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = match self.skinny(x)? {
             Some(y) => y,
-            None => x.matmul(&self.w.t()?)?,
+            None => self.gemm(x)?,
         };
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
+    }
+
+    /// `x · Wᵀ` through candle's GEMM.
+    fn gemm(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, k) = self.w.dims2()?;
+        if self.w.device().is_cpu() && weight_major(x.dim(0)?, k, n) {
+            Ok(self.w.matmul(&x.t()?)?.t()?.contiguous()?)
+        } else {
+            Ok(x.matmul(&self.w.t()?)?)
+        }
     }
 
     /// The product through [`skinny_matmul`] when it applies.
@@ -192,6 +216,12 @@ impl Mlp {
     /// Applies the MLP to `x` `[T, d]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let gu = self.gate_up.forward(x)?;
+        let rows = gu.dim(0)?;
+        if let Some(h) = with_cpu_f32(&gu, |v| silu_mul(v, rows, self.inter))? {
+            return self
+                .down
+                .forward(&Tensor::from_vec(h, (rows, self.inter), &Device::Cpu)?);
+        }
         let g = gu.narrow(1, 0, self.inter)?;
         let u = gu.narrow(1, self.inter, self.inter)?;
         let h = (g.silu()? * u)?;

@@ -280,6 +280,7 @@ impl Engine {
             rope: &m.rope,
             cos_sin: m.rope.tables(&positions, m.dtype, &m.device)?,
             masks: pass_masks(&spans, m.desc.sliding_window, m.dtype, &m.device)?,
+            window: m.desc.sliding_window,
         };
         let embedded = clock.mark()?;
         let mut layer_marks = Vec::new();

@@ -2,6 +2,7 @@
 //! the one routed-expert executor (gather each expert's tokens, run it, scatter-add the weighted
 //! outputs), and shared experts with Qwen's optional sigmoid gate.
 
+use super::kernels::combine_experts;
 use super::layers::{Linear, Mlp};
 use super::probe::{Clock, LayerMarks, LayerRouting};
 use super::router::Router;
@@ -149,24 +150,38 @@ impl FeedForward {
                     }
                 }
                 marks.routed = clock.mark()?;
+                // f32 on the CPU: expert outputs kept, weighted and summed per token in one pass;
+                // otherwise weighted and scatter-added expert by expert on the device
+                let host = x.device().is_cpu() && x.dtype() == DType::F32;
+                let (mut ys, mut parts) = (Vec::new(), Vec::new());
                 let mut out = x.zeros_like()?;
                 for ex in 0..e {
                     if rows[ex].is_empty() {
                         continue;
                     }
                     let n = rows[ex].len();
-                    let idx = Tensor::from_vec(std::mem::take(&mut rows[ex]), n, x.device())?;
+                    let toks = std::mem::take(&mut rows[ex]);
+                    let wts = std::mem::take(&mut weights[ex]);
+                    let idx = Tensor::from_vec(toks.clone(), n, x.device())?;
                     let xs = if n == t {
                         x.clone()
                     } else {
                         x.index_select(&idx, 0)?
                     };
                     let y = b.experts[ex].forward(&xs)?;
-                    let wt =
-                        Tensor::from_vec(std::mem::take(&mut weights[ex]), (n, 1), x.device())?
-                            .to_dtype(x.dtype())?;
+                    if host {
+                        ys.push(y.flatten_all()?.to_vec1::<f32>()?);
+                        parts.push(toks.into_iter().zip(wts).collect::<Vec<_>>());
+                        continue;
+                    }
+                    let wt = Tensor::from_vec(wts, (n, 1), x.device())?.to_dtype(x.dtype())?;
                     let y = y.broadcast_mul(&wt)?;
                     out = out.index_add(&idx, &y, 0)?;
+                }
+                if host {
+                    let d = x.dim(1)?;
+                    let sum = combine_experts(&ys, &parts, t, d);
+                    out = Tensor::from_vec(sum, (t, d), x.device())?;
                 }
                 marks.experts = clock.mark()?;
                 marks.shared = marks.experts;

@@ -1,6 +1,8 @@
 //! Rotary position embeddings in the Hugging Face "rotate half" layout, with the scaling types
 //! of the supported configs. Cos/sin are computed per forward for exactly the positions in it.
 
+use super::kernels::rope_rotate;
+use super::layers::with_cpu_f32;
 use crate::descriptor::Rope as RopeDesc;
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -137,6 +139,22 @@ impl Rope {
 
     /// Rotates `x` `[T, heads, 2·half]`.
     pub fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let (t, heads, d) = x.dims3()?;
+        if d == 2 * self.half && cos.dtype() == DType::F32 && sin.dtype() == DType::F32 {
+            let (c, s) = (cos.flatten_all()?, sin.flatten_all()?);
+            let rotated = with_cpu_f32(x, |xv| -> Result<Vec<f32>> {
+                Ok(rope_rotate(
+                    xv,
+                    heads,
+                    self.half,
+                    &c.to_vec1::<f32>()?,
+                    &s.to_vec1::<f32>()?,
+                ))
+            })?;
+            if let Some(y) = rotated {
+                return Ok(Tensor::from_vec(y?, (t, heads, d), x.device())?);
+            }
+        }
         let x1 = x.narrow(2, 0, self.half)?;
         let x2 = x.narrow(2, self.half, self.half)?;
         let a = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;

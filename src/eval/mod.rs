@@ -3,6 +3,7 @@
 //! [`score`] runs them; this module turns per-item results into each task's metrics.
 
 pub mod chat;
+pub mod fewshot;
 pub mod score;
 pub mod tasks;
 

@@ -3,7 +3,7 @@
 //! tokens are what `context + continuation` has past the context's tokens), and greedy
 //! generation for generative tasks; per-item results and accuracy with standard errors.
 
-use super::tasks::{extract_flexible, extract_strict, ChoiceItem, GenItem};
+use super::tasks::{extract_flexible, ChoiceItem, GenItem};
 use crate::engine::generate::{generate, GenerateParams};
 use crate::engine::model::{Engine, LogitsMode};
 use crate::engine::sampling::Sampler;
@@ -220,21 +220,28 @@ pub fn score_choices(
         .collect())
 }
 
-/// The stop strings of GSM8K generation.
-pub const GSM8K_STOPS: [&str; 4] = ["Question:", "</s>", "<|im_end|>", "\n\n"];
-
 /// The stop strings of chat-mode generation (the answer may span paragraphs).
 pub const CHAT_STOPS: [&str; 2] = ["</s>", "<|im_end|>"];
 
-/// Generates greedy answers, `batch` prompts at a time, up to `max_new_tokens`, each cut at the
-/// first of `stops` (or the model's end-of-sequence token).
+/// How a task's answers are generated and read.
+#[derive(Debug, Clone, Copy)]
+pub struct Generation<'a> {
+    /// Generated tokens at most per answer.
+    pub max_new_tokens: usize,
+    /// Each answer is cut at the first of these (or the model's end-of-sequence token).
+    pub stops: &'a [&'a str],
+    /// The strict answer extraction ([`super::tasks::Task::strict_extractor`]).
+    pub strict: fn(&str) -> Option<String>,
+}
+
+/// Generates greedy answers, `batch` prompts at a time, as `gen` says, and extracts the strict
+/// answer and the flexible one (the last number).
 pub fn generate_answers(
     engine: &mut Engine,
     codec: &TextCodec,
     items: &[GenItem],
     batch: usize,
-    max_new_tokens: usize,
-    stops: &[&str],
+    gen: Generation,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<GenResult>> {
     let mut out = Vec::with_capacity(items.len());
@@ -244,10 +251,10 @@ pub fn generate_answers(
             .map(|it| codec.encode(&it.prompt))
             .collect::<Result<Vec<_>>>()?;
         let mut params = GenerateParams {
-            max_new_tokens,
+            max_new_tokens: gen.max_new_tokens,
             sampler: Sampler::Greedy,
             eos: engine.model.desc.eos_token_ids.clone(),
-            stop: stops.iter().map(|s| s.to_string()).collect(),
+            stop: gen.stops.iter().map(|s| s.to_string()).collect(),
         };
         let gens = generate(engine, &prompts, &mut params, Some(codec))?;
         for (it, g) in chunk.iter().zip(gens) {
@@ -255,7 +262,7 @@ pub fn generate_answers(
             out.push(GenResult {
                 id: it.id.clone(),
                 answer: it.answer.clone(),
-                strict: extract_strict(&text),
+                strict: (gen.strict)(&text),
                 flexible: extract_flexible(&text),
                 output: text,
             });

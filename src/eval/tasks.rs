@@ -1,8 +1,10 @@
 //! Accuracy tasks and their prompts, in lm-evaluation-harness's formats: MMLU (k-shot from each
 //! subject's dev split, ` A`–` D`), ARC-Challenge/Easy and HellaSwag (zero-shot, one
-//! continuation per choice; HellaSwag's text preprocessing) scored by log-likelihood, and
-//! GSM8K chain-of-thought (8 exemplars, generation). Item counts of the full sets are checked.
+//! continuation per choice; HellaSwag's text preprocessing) scored by log-likelihood, GSM8K
+//! (5 exemplars drawn from the train split as the harness draws them, generation) and GSM8K
+//! chain-of-thought (8 fixed exemplars, generation). Item counts of the full sets are checked.
 
+use super::fewshot::sample_per_doc;
 use crate::data::read_rows;
 use crate::error::{Error, Result};
 use serde_json::Value;
@@ -19,17 +21,20 @@ pub enum Task {
     ArcEasy,
     /// HellaSwag validation.
     Hellaswag,
+    /// GSM8K test with exemplars drawn from the train split (`Question:`/`Answer:` … `#### N`).
+    Gsm8k,
     /// GSM8K test with 8 chain-of-thought exemplars.
     Gsm8kCot,
 }
 
 impl Task {
     /// Every task, in report order.
-    pub const ALL: [Task; 5] = [
+    pub const ALL: [Task; 6] = [
         Task::Mmlu,
         Task::ArcChallenge,
         Task::ArcEasy,
         Task::Hellaswag,
+        Task::Gsm8k,
         Task::Gsm8kCot,
     ];
 
@@ -40,6 +45,7 @@ impl Task {
             Task::ArcChallenge => "arc_challenge",
             Task::ArcEasy => "arc_easy",
             Task::Hellaswag => "hellaswag",
+            Task::Gsm8k => "gsm8k",
             Task::Gsm8kCot => "gsm8k_cot",
         }
     }
@@ -67,7 +73,7 @@ impl Task {
     /// Default shots (lm-evaluation-harness's).
     pub fn default_shots(self) -> usize {
         match self {
-            Task::Mmlu => 5,
+            Task::Mmlu | Task::Gsm8k => 5,
             Task::Gsm8kCot => 8,
             _ => 0,
         }
@@ -75,7 +81,24 @@ impl Task {
 
     /// Whether answers are generated (else chosen by log-likelihood).
     pub fn generates(self) -> bool {
-        self == Task::Gsm8kCot
+        matches!(self, Task::Gsm8k | Task::Gsm8kCot)
+    }
+
+    /// The strict answer extraction of a generating task: `#### N` for GSM8K, `The answer is
+    /// N` for its chain-of-thought variant.
+    pub fn strict_extractor(self) -> fn(&str) -> Option<String> {
+        match self {
+            Task::Gsm8k => extract_hashes,
+            _ => extract_strict,
+        }
+    }
+
+    /// The stop strings of a generating task without chat (lm-evaluation-harness's `until`).
+    pub fn stops(self) -> &'static [&'static str] {
+        match self {
+            Task::Gsm8k => &["Question:", "</s>", "<|im_end|>"],
+            _ => &["Question:", "</s>", "<|im_end|>", "\n\n"],
+        }
     }
 }
 
@@ -232,8 +255,16 @@ pub fn is_sample(data: &Path) -> bool {
 }
 
 /// Loads a task's items from `data`: the first `limit` items (per subject for MMLU), with
-/// `shots` exemplars where the task has them. The item counts of full sets are checked.
-pub fn load(task: Task, data: &Path, limit: Option<usize>, shots: usize) -> Result<Items> {
+/// `shots` exemplars where the task has them; `seed` seeds the draw of exemplars where they are
+/// sampled (GSM8K; lm-evaluation-harness's `fewshot_random_seed`, 1234 by default there). The
+/// item counts of full sets are checked.
+pub fn load(
+    task: Task,
+    data: &Path,
+    limit: Option<usize>,
+    shots: usize,
+    seed: u64,
+) -> Result<Items> {
     let take = |n: usize| limit.map_or(n, |l| l.min(n));
     let full = !is_sample(data);
     match task {
@@ -387,6 +418,58 @@ pub fn load(task: Task, data: &Path, limit: Option<usize>, shots: usize) -> Resu
                 .collect::<Result<_>>()
                 .map(Items::Choice)
         }
+        Task::Gsm8k => {
+            let f = need(data.join("gsm8k").join("test.jsonl"))?;
+            let train_f = data.join("gsm8k").join("train.jsonl");
+            if !train_f.is_file() {
+                return Err(Error::Invalid(format!(
+                    "{} is missing: gsm8k draws its exemplars from GSM8K's train split (7473 rows \
+                     {{question, answer}}, e.g. grade_school_math/data/train.jsonl of \
+                     github.com/openai/grade-school-math), which no registry package ships; put it \
+                     there, or run gsm8k_cot (fixed exemplars)",
+                    train_f.display()
+                )));
+            }
+            let rows = read_rows(&f)?;
+            check_count(&f, "questions", rows.len(), 1319, full)?;
+            let train = read_rows(&train_f)?;
+            check_count(&train_f, "questions", train.len(), 7473, full)?;
+            let n = take(rows.len());
+            let draws = sample_per_doc(seed, train.len(), shots, n).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "--shots {shots}: {} holds {} exemplars",
+                    train_f.display(),
+                    train.len()
+                ))
+            })?;
+            let qa = |r: &Value, file: &Path| -> Result<(String, String)> {
+                Ok((
+                    format!("Question: {}\nAnswer:", s(r, "question", file)?),
+                    s(r, "answer", file)?.to_string(),
+                ))
+            };
+            rows.iter()
+                .take(n)
+                .zip(draws)
+                .enumerate()
+                .map(|(i, (r, picks))| {
+                    let mut prompt = String::new();
+                    for p in picks {
+                        let (q, a) = qa(&train[p], &train_f)?;
+                        prompt += &format!("{q} {a}\n\n");
+                    }
+                    let (q, answer) = qa(r, &f)?;
+                    prompt += &q;
+                    let gold = answer.rsplit("#### ").next().unwrap_or("").trim();
+                    Ok(GenItem {
+                        id: i.to_string(),
+                        prompt,
+                        answer: normalise_number(gold),
+                    })
+                })
+                .collect::<Result<_>>()
+                .map(Items::Gen)
+        }
         Task::Gsm8kCot => {
             let f = need(data.join("gsm8k").join("test.jsonl"))?;
             let ex = need(data.join("gsm8k").join("cot_exemplars.txt"))?;
@@ -448,6 +531,22 @@ pub fn extract_strict(text: &str) -> Option<String> {
         .collect();
     let n = normalise_number(&num);
     n.chars().any(|c| c.is_ascii_digit()).then_some(n)
+}
+
+/// GSM8K's strict answer: the first `#### N` (an optional `-`, then digits, `.` and `,`).
+pub fn extract_hashes(text: &str) -> Option<String> {
+    text.match_indices("#### ").find_map(|(at, m)| {
+        let rest = &text[at + m.len()..];
+        let (sign, body) = match rest.strip_prefix('-') {
+            Some(b) => ("-", b),
+            None => ("", rest),
+        };
+        let num: String = body
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ','))
+            .collect();
+        (!num.is_empty()).then(|| normalise_number(&format!("{sign}{num}")))
+    })
 }
 
 /// The flexible answer: the last number in the text.
