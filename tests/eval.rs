@@ -555,5 +555,11 @@ fn gsm8k_draws_its_exemplars_as_the_harness_does() {
         e.contains("train.jsonl is missing") && e.contains("gsm8k_cot"),
         "{e}"
     );
+    // zero-shot (chat mode) draws no exemplars and needs no train split
+    let Items::Gen(zero) = load(Task::Gsm8k, &dir, None, 0, 1234).unwrap() else {
+        panic!()
+    };
+    assert_eq!(zero[0].prompt.matches("Question:").count(), 1);
+    assert!(zero[0].prompt.starts_with("Question: "));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -55,8 +55,8 @@ impl RmsNorm {
 
 /// `y = x · Wᵀ (+ b)` with `W` kept in the checkpoint layout `[out, in]`; several projections
 /// of the same input may be concatenated into one. Products with few rows of `x` on the CPU in
-/// f32 use [`skinny_matmul`]; the rest use candle's GEMM, on the CPU in the operand order that
-/// [`weight_major`] picks for the shape.
+/// f32 use [`skinny_matmul`]; the rest use candle's GEMM, on the CPU in f32 in the operand
+/// order that [`weight_major`] picks for the shape.
 #[derive(Debug, Clone)]
 pub struct Linear {
     w: Tensor,
@@ -126,7 +126,8 @@ impl Linear {
     /// `x · Wᵀ` through candle's GEMM.
     fn gemm(&self, x: &Tensor) -> Result<Tensor> {
         let (n, k) = self.w.dims2()?;
-        if self.w.device().is_cpu() && weight_major(x.dim(0)?, k, n) {
+        let f32_host = self.w.device().is_cpu() && self.w.dtype() == DType::F32;
+        if f32_host && weight_major(x.dim(0)?, k, n) {
             Ok(self.w.matmul(&x.t()?)?.t()?.contiguous()?)
         } else {
             Ok(x.matmul(&self.w.t()?)?)

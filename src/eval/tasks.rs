@@ -421,7 +421,7 @@ pub fn load(
         Task::Gsm8k => {
             let f = need(data.join("gsm8k").join("test.jsonl"))?;
             let train_f = data.join("gsm8k").join("train.jsonl");
-            if !train_f.is_file() {
+            if shots > 0 && !train_f.is_file() {
                 return Err(Error::Invalid(format!(
                     "{} is missing: gsm8k draws its exemplars from GSM8K's train split (7473 rows \
                      {{question, answer}}, e.g. grade_school_math/data/train.jsonl of \
@@ -432,8 +432,14 @@ pub fn load(
             }
             let rows = read_rows(&f)?;
             check_count(&f, "questions", rows.len(), 1319, full)?;
-            let train = read_rows(&train_f)?;
-            check_count(&train_f, "questions", train.len(), 7473, full)?;
+            // zero-shot (chat mode) draws nothing and needs no train split
+            let train = if shots > 0 {
+                let train = read_rows(&train_f)?;
+                check_count(&train_f, "questions", train.len(), 7473, full)?;
+                train
+            } else {
+                Vec::new()
+            };
             let n = take(rows.len());
             let draws = sample_per_doc(seed, train.len(), shots, n).ok_or_else(|| {
                 Error::Invalid(format!(
