@@ -13,6 +13,14 @@ fn data() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data")
 }
 
+/// An empty folder of this test process under the system's temporary folder.
+fn fresh_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("moecap-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 #[test]
 fn arrow_reader_agrees_with_pyarrow() {
     let exp = data().join("arrow_expected");
@@ -113,8 +121,7 @@ fn prompts_follow_the_harness_formats() {
 #[test]
 fn full_sets_are_counted() {
     // the sample, without its SAMPLE marker, is a "truncated" full set
-    let dir = std::env::temp_dir().join(format!("moecap-counts-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("counts");
     std::fs::create_dir_all(dir.join("hellaswag")).unwrap();
     std::fs::copy(
         data().join("hellaswag/validation.arrow"),
@@ -196,9 +203,7 @@ fn checkpoint_with_tokenizer(dir: &Path) {
 
 #[test]
 fn eval_end_to_end_on_the_sample() {
-    let tmp = std::env::temp_dir().join(format!("moecap-eval-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = fresh_dir("eval");
     let model = tmp.join("model");
     checkpoint_with_tokenizer(&model);
     let ceil = tmp.join("ceilings.json");
@@ -301,9 +306,7 @@ fn loglikelihood_matches_the_engine_logits() {
     use moecap::engine::loader::load_model;
     use moecap::engine::text::TextCodec;
     use moecap::engine::{Engine, LogitsMode};
-    let tmp = std::env::temp_dir().join(format!("moecap-ll-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = fresh_dir("ll");
     let model = tmp.join("model");
     checkpoint_with_tokenizer(&model);
     let codec = TextCodec::from_dir(&model).unwrap().unwrap();
@@ -343,9 +346,7 @@ fn loglikelihood_matches_the_engine_logits() {
 
 #[test]
 fn chat_mode_renders_the_template_zero_shot() {
-    let tmp = std::env::temp_dir().join(format!("moecap-chat-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = fresh_dir("chat");
     let model = tmp.join("model");
     checkpoint_with_tokenizer(&model);
     let run = |extra: &[&str]| {
@@ -445,7 +446,6 @@ fn python_random_is_reproduced() {
 /// A copy of the sample's GSM8K with a stand-in train split: the eight chain-of-thought
 /// exemplars as `{question, answer}` rows (no real train split ships in a registry package).
 fn gsm8k_with_train(dir: &Path) -> Vec<(String, String)> {
-    let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir.join("gsm8k")).unwrap();
     std::fs::write(dir.join("SAMPLE"), "").unwrap();
     std::fs::copy(
@@ -470,7 +470,7 @@ fn gsm8k_with_train(dir: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn gsm8k_draws_its_exemplars_as_the_harness_does() {
-    let dir = std::env::temp_dir().join(format!("moecap-gsm8k-{}", std::process::id()));
+    let dir = fresh_dir("gsm8k");
     let pool = gsm8k_with_train(&dir);
     assert_eq!(pool.len(), 8);
     let test = read_rows(&dir.join("gsm8k/test.jsonl")).unwrap();

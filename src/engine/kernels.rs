@@ -190,9 +190,6 @@ unsafe fn silu_row_avx2(out: &mut [f32], gate: &[f32], up: &[f32]) {
 pub fn silu_mul(gu: &[f32], rows: usize, inter: usize) -> Vec<f32> {
     debug_assert_eq!(gu.len(), rows * 2 * inter);
     let mut h = vec![0f32; rows * inter];
-    if inter == 0 {
-        return h;
-    }
     let fast = has_avx2_fma();
     for_rows(&mut h, inter, |i, out| {
         let (gate, up) = gu[i * 2 * inter..(i + 1) * 2 * inter].split_at(inter);
@@ -304,9 +301,6 @@ pub fn rope_rotate(x: &[f32], heads: usize, half: usize, cos: &[f32], sin: &[f32
     let row = heads * 2 * half;
     debug_assert_eq!(x.len() / row.max(1), cos.len() / half.max(1));
     let mut out = vec![0f32; x.len()];
-    if row == 0 {
-        return out;
-    }
     for_rows(&mut out, row, |t, o| {
         let xt = &x[t * row..(t + 1) * row];
         let (c, s) = (
@@ -342,9 +336,6 @@ pub fn combine_experts(
         }
     }
     let mut out = vec![0f32; tokens * d];
-    if d == 0 {
-        return out;
-    }
     for_rows(&mut out, d, |tok, o| {
         for &(e, r, w) in &by_token[tok] {
             for (o, &y) in o.iter_mut().zip(&ys[e][r * d..(r + 1) * d]) {

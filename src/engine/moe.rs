@@ -154,7 +154,7 @@ impl FeedForward {
                 // otherwise weighted and scatter-added expert by expert on the device
                 let host = x.device().is_cpu() && x.dtype() == DType::F32;
                 let (mut ys, mut parts) = (Vec::new(), Vec::new());
-                let mut out = x.zeros_like()?;
+                let mut scattered: Option<Tensor> = None;
                 for ex in 0..e {
                     if rows[ex].is_empty() {
                         continue;
@@ -176,13 +176,20 @@ impl FeedForward {
                     }
                     let wt = Tensor::from_vec(wts, (n, 1), x.device())?.to_dtype(x.dtype())?;
                     let y = y.broadcast_mul(&wt)?;
-                    out = out.index_add(&idx, &y, 0)?;
+                    let acc = match scattered.take() {
+                        Some(o) => o,
+                        None => x.zeros_like()?,
+                    };
+                    scattered = Some(acc.index_add(&idx, &y, 0)?);
                 }
-                if host {
-                    let d = x.dim(1)?;
-                    let sum = combine_experts(&ys, &parts, t, d);
-                    out = Tensor::from_vec(sum, (t, d), x.device())?;
-                }
+                let mut out = match scattered {
+                    Some(o) => o,
+                    None if host => {
+                        let d = x.dim(1)?;
+                        Tensor::from_vec(combine_experts(&ys, &parts, t, d), (t, d), x.device())?
+                    }
+                    None => x.zeros_like()?,
+                };
                 marks.experts = clock.mark()?;
                 marks.shared = marks.experts;
                 if let Some(s) = &b.shared {
