@@ -344,7 +344,7 @@ fn check_moe(cfg: &Cfg, moe: &Moe, experts_field: &str, topk_field: &str) -> Res
     }
     let r = &moe.router;
     if r.n_group > 1 {
-        if moe.num_experts % r.n_group != 0 {
+        if !moe.num_experts.is_multiple_of(r.n_group) {
             return Err(cfg.err(
                 "n_group",
                 format!(

@@ -283,7 +283,7 @@ pub fn upcycle(
         )));
     }
     let ff = dense.intermediate;
-    if ff % experts != 0 {
+    if !ff.is_multiple_of(experts) {
         return Err(Error::Invalid(format!(
             "--experts {experts}: the FFN size {ff} does not split evenly"
         )));

@@ -163,7 +163,7 @@ pub(crate) fn cmd_hw_measure(device: &str, dtypes: &[String], json: bool) -> Res
     for (d, f) in &c.matmul_flops_per_s {
         let n = c.matmul_size.get(d).copied().unwrap_or(0);
         println!(
-            "matmul {d:<5} {:.1} GFLOP/s ({n}×{n}·{n}×{n}ᵀ through candle)",
+            "matmul {d:<5} {:.1} GFLOP/s ({n}×{n}·{n}×{n}ᵀ through the engine's GEMMs)",
             f / 1e9
         );
     }

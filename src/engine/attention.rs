@@ -33,7 +33,8 @@ pub struct PassContext<'a> {
     pub rope: &'a Rope,
     /// Its cos and sin for the pass's positions.
     pub cos_sin: (Tensor, Tensor),
-    /// Each sequence's mask ([`pass_masks`]), for devices other than the CPU.
+    /// Each sequence's mask ([`pass_masks`]), for the paths other than f32 on the CPU (which
+    /// mask inside their softmax and find `None` here).
     pub masks: Vec<Option<Tensor>>,
     /// The sliding window, if the model has one.
     pub window: Option<usize>,
@@ -223,7 +224,8 @@ impl Attention {
 
 /// Each sequence's additive attention mask for a pass, `[n, cached + n]` (0 where a query may
 /// attend, −∞ elsewhere), or `None` where every key is visible. The same for every layer, so
-/// built once per pass.
+/// built once per pass; all `None` for f32 on the CPU, whose attention masks inside its softmax
+/// ([`masked_softmax`], the keys of [`visible_keys`]).
 pub fn pass_masks(
     spans: &[SeqSpan],
     window: Option<usize>,
@@ -236,7 +238,7 @@ pub fn pass_masks(
             let (n, cached) = (s.len, s.cached);
             let total = cached + n;
             let windowed = window.is_some_and(|w| total > w);
-            if n == 1 && !windowed {
+            if (n == 1 && !windowed) || (dev.is_cpu() && dtype == DType::F32) {
                 return Ok(None);
             }
             let mut m = vec![0f32; n * total];

@@ -1,5 +1,6 @@
-//! CPU products `y = x · Wᵀ`: an own kernel for skinny products with few rows of `x` (decode
-//! steps, experts that received few tokens), where each weight row is read once for all rows of
+//! CPU products `y = x · Wᵀ` for weights kept in the checkpoint layout (f32 on CPUs without
+//! AVX-512; with it, `packed` serves them all): an own kernel for skinny products with few rows
+//! of `x` (decode steps, experts that received few tokens), where each weight row is read once for all rows of
 //! `x`, output rows are split over the thread pool, and the inner product uses AVX2/FMA when the
 //! CPU has it; and the choice of operand order for the larger products that go to candle's GEMM
 //! ([`weight_major`]); and the element-wise steps, spread over the thread pool: rotary
@@ -30,7 +31,7 @@ fn has_avx2_fma() -> bool {
     })
 }
 
-fn has_avx512f() -> bool {
+pub(crate) fn has_avx512f() -> bool {
     static FLAG: OnceLock<bool> = OnceLock::new();
     *FLAG.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]

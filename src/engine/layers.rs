@@ -1,7 +1,9 @@
-//! Building blocks shared by every family: RMS norm, linear layers stored pre-transposed (with
-//! fused projections), and the gated SiLU MLP used by dense layers, routed and shared experts.
+//! Building blocks shared by every family: RMS norm, linear layers (with fused projections,
+//! packed for the CPU's f32 GEMM where it runs), and the gated SiLU MLP used by dense layers,
+//! routed and shared experts.
 
 use super::kernels::{silu_mul, skinny_matmul, weight_major, MAX_ROWS};
+use super::packed::{self, PackedMatrix};
 use super::weights::WeightStore;
 use crate::error::Result;
 use crate::naming::Proj;
@@ -53,14 +55,40 @@ impl RmsNorm {
     }
 }
 
-/// `y = x · Wᵀ (+ b)` with `W` kept in the checkpoint layout `[out, in]`; several projections
-/// of the same input may be concatenated into one. Products with few rows of `x` on the CPU in
-/// f32 use [`skinny_matmul`]; the rest use candle's GEMM, on the CPU in f32 in the operand
-/// order that [`weight_major`] picks for the shape.
+/// `y = x · Wᵀ (+ b)` for `W` `[out, in]`; several projections of the same input may be
+/// concatenated into one. On the CPU in f32, where the CPU has AVX-512, `W` is packed once at
+/// load ([`PackedMatrix`]) and every product goes through the packed GEMM. Otherwise `W` keeps
+/// the checkpoint layout: on the CPU in f32 products with few rows of `x` use
+/// [`skinny_matmul`] and the rest candle's GEMM in the operand order that [`weight_major`]
+/// picks; on other devices and dtypes, candle's matmul.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    w: Tensor,
+    w: Weight,
     bias: Option<Tensor>,
+}
+
+/// How a [`Linear`] keeps its weight.
+#[derive(Debug, Clone)]
+enum Weight {
+    /// Packed for the CPU's f32 GEMM.
+    Packed(PackedMatrix),
+    /// The checkpoint layout `[out, in]`.
+    Plain(Tensor),
+}
+
+impl Weight {
+    /// Packs `w` when the packed GEMM applies to it.
+    fn new(w: Tensor) -> Result<Self> {
+        if !(w.device().is_cpu() && w.dtype() == DType::F32 && packed::supported()) {
+            return Ok(Weight::Plain(w));
+        }
+        let (n, k) = w.dims2()?;
+        let p = with_cpu_f32(&w, |v| PackedMatrix::new(v, n, k))?;
+        Ok(match p {
+            Some(p) => Weight::Packed(p),
+            None => Weight::Plain(w),
+        })
+    }
 }
 
 impl Linear {
@@ -81,11 +109,11 @@ impl Linear {
                 bs.push(w.get(b, &[*rows], dtype, dev)?);
             }
         }
-        let w = if ws.len() == 1 {
+        let w = Weight::new(if ws.len() == 1 {
             ws.remove(0).contiguous()?
         } else {
             Tensor::cat(&ws, 0)?
-        };
+        })?;
         let bias = if bs.is_empty() {
             None
         } else {
@@ -106,16 +134,23 @@ impl Linear {
         Self::fused(w, &[(name.to_string(), None, rows)], inp, dtype, dev)
     }
 
-    /// A layer from a weight `[out, in]` already loaded (the tied LM head).
-    pub fn from_weight(w: Tensor) -> Self {
-        Linear { w, bias: None }
+    /// A layer from a weight `[out, in]` already loaded (the LM head; a tied one is packed as a
+    /// copy, the embedding keeps its own layout).
+    pub fn from_weight(w: Tensor) -> Result<Self> {
+        Ok(Linear {
+            w: Weight::new(w.contiguous()?)?,
+            bias: None,
+        })
     }
 
     /// Applies the layer to `x` `[T, in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = match self.skinny(x)? {
-            Some(y) => y,
-            None => self.gemm(x)?,
+        let y = match &self.w {
+            Weight::Packed(p) => Self::packed(p, x)?,
+            Weight::Plain(w) => match Self::skinny(w, x)? {
+                Some(y) => y,
+                None => Self::gemm(w, x)?,
+            },
         };
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
@@ -123,33 +158,46 @@ impl Linear {
         })
     }
 
+    /// `x · Wᵀ` through the packed GEMM.
+    fn packed(p: &PackedMatrix, x: &Tensor) -> Result<Tensor> {
+        let x = x.to_dtype(DType::F32)?.contiguous()?;
+        let m = x.dim(0)?;
+        let y = with_cpu_f32(&x, |v| p.matmul(v, m))?.ok_or_else(|| {
+            candle_core::Error::Msg(format!(
+                "a packed CPU weight got an input on {:?}",
+                x.device()
+            ))
+        })?;
+        Ok(Tensor::from_vec(y, (m, p.rows()), &Device::Cpu)?)
+    }
+
     /// `x · Wᵀ` through candle's GEMM.
-    fn gemm(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, k) = self.w.dims2()?;
-        let f32_host = self.w.device().is_cpu() && self.w.dtype() == DType::F32;
+    fn gemm(w: &Tensor, x: &Tensor) -> Result<Tensor> {
+        let (n, k) = w.dims2()?;
+        let f32_host = w.device().is_cpu() && w.dtype() == DType::F32;
         if f32_host && weight_major(x.dim(0)?, k, n) {
-            Ok(self.w.matmul(&x.t()?)?.t()?.contiguous()?)
+            Ok(w.matmul(&x.t()?)?.t()?.contiguous()?)
         } else {
-            Ok(x.matmul(&self.w.t()?)?)
+            Ok(x.matmul(&w.t()?)?)
         }
     }
 
     /// The product through [`skinny_matmul`] when it applies.
-    fn skinny(&self, x: &Tensor) -> Result<Option<Tensor>> {
+    fn skinny(w: &Tensor, x: &Tensor) -> Result<Option<Tensor>> {
         let m = x.dim(0)?;
         if m == 0
             || m > MAX_ROWS
-            || !self.w.device().is_cpu()
-            || self.w.dtype() != DType::F32
+            || !w.device().is_cpu()
+            || w.dtype() != DType::F32
             || x.dtype() != DType::F32
         {
             return Ok(None);
         }
         let x = x.contiguous()?;
-        let (n, k) = self.w.dims2()?;
+        let (n, k) = w.dims2()?;
         let y = {
             let (xs, xl) = x.storage_and_layout();
-            let (ws, wl) = self.w.storage_and_layout();
+            let (ws, wl) = w.storage_and_layout();
             let (Storage::Cpu(xc), Storage::Cpu(wc)) = (&*xs, &*ws) else {
                 return Ok(None);
             };
@@ -227,5 +275,51 @@ impl Mlp {
         let u = gu.narrow(1, self.inter, self.inter)?;
         let h = (g.silu()? * u)?;
         self.down.forward(&h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The packed GEMM (where this CPU runs it) and the checkpoint-layout paths (the skinny
+    /// kernel up to `MAX_ROWS` rows, candle's GEMM in either operand order above) agree, with a
+    /// bias, on the row counts each path takes.
+    #[test]
+    fn every_weight_layout_gives_the_same_product() -> Result<()> {
+        let (n, k) = (130, 96);
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (n, k), &dev)?;
+        let bias = Some(Tensor::randn(0f32, 1.0, n, &dev)?);
+        let plain = Linear {
+            w: Weight::Plain(w.clone()),
+            bias: bias.clone(),
+        };
+        let chosen = Linear {
+            w: Weight::new(w.clone())?,
+            bias,
+        };
+        assert_eq!(
+            matches!(chosen.w, Weight::Packed(_)),
+            packed::supported(),
+            "f32 CPU weights are packed exactly where the packed GEMM runs"
+        );
+        for m in [1, 5, MAX_ROWS, MAX_ROWS + 1, 200, 600] {
+            let x = Tensor::randn(0f32, 1.0, (m, k), &dev)?;
+            let reference = x
+                .matmul(&w.t()?)?
+                .broadcast_add(plain.bias.as_ref().expect("bias"))?;
+            for (name, l) in [("plain", &plain), ("chosen", &chosen)] {
+                let y = l.forward(&x)?;
+                assert_eq!(y.dims(), &[m, n]);
+                let err = (y - &reference)?
+                    .abs()?
+                    .flatten_all()?
+                    .max(0)?
+                    .to_scalar::<f32>()?;
+                assert!(err < 1e-4, "{name} layout, {m} rows: max error {err}");
+            }
+        }
+        Ok(())
     }
 }

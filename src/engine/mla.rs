@@ -5,8 +5,9 @@
 //! up-projection applied after the weighted sum, so keys and values are never decompressed:
 //! `q_nopeᵀ·(W_kb·c) = (W_kbᵀ·q_nope)ᵀ·c` and `Σ p·(W_vb·c) = W_vb·(Σ p·c)`.
 
-use super::attention::PassContext;
+use super::attention::{visible_keys, PassContext};
 use super::cache::KvCache;
+use super::kernels::masked_softmax;
 use super::layers::{Linear, RmsNorm};
 use super::weights::WeightStore;
 use crate::descriptor::{Attention as AttnDesc, ModelDesc, Rope as RopeDesc};
@@ -235,17 +236,25 @@ impl MlaAttention {
                 .narrow(1, s.offset, n)?
                 .contiguous()?
                 .reshape((h * n, rd))?;
-            let scores = ((ql.matmul(&lc.t()?.contiguous()?)?
-                + qr.matmul(&rc.t()?.contiguous()?)?)?
-                * self.scale)?;
-            let scores = match mask {
-                Some(m) => scores
-                    .reshape((h, n, total))?
-                    .broadcast_add(m)?
-                    .reshape((h * n, total))?,
-                None => scores,
+            let scores =
+                (ql.matmul(&lc.t()?.contiguous()?)? + qr.matmul(&rc.t()?.contiguous()?)?)?;
+            let p = if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+                // rows are (head, query): query = row mod n
+                let mut v = scores.flatten_all()?.to_vec1::<f32>()?;
+                let keys = |i: usize| visible_keys(s.cached + i, pass.window);
+                masked_softmax(&mut v, total, self.scale as f32, &|r| r % n, &keys);
+                Tensor::from_vec(v, (h * n, total), scores.device())?
+            } else {
+                let scores = (scores * self.scale)?;
+                let scores = match mask {
+                    Some(m) => scores
+                        .reshape((h, n, total))?
+                        .broadcast_add(m)?
+                        .reshape((h * n, total))?,
+                    None => scores,
+                };
+                candle_nn::ops::softmax_last_dim(&scores)?
             };
-            let p = candle_nn::ops::softmax_last_dim(&scores)?;
             let o_lat = p.matmul(&lc)?.reshape((h, n, r))?;
             let o = o_lat.matmul(&self.w_vb_t)?; // [H, n, v]
             outs.push(o.transpose(0, 1)?.contiguous()?.reshape((n, h * vd))?);

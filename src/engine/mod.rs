@@ -13,6 +13,7 @@ pub mod loader;
 pub mod mla;
 pub mod model;
 pub mod moe;
+pub mod packed;
 pub mod probe;
 pub mod rope;
 pub mod router;

@@ -146,7 +146,7 @@ impl Model {
         };
         Ok(Model {
             norm: RmsNorm::new(w, &n.final_norm(), d, desc.norm_eps, dtype, device)?,
-            lm_head: Linear::from_weight(lm_head),
+            lm_head: Linear::from_weight(lm_head)?,
             rope: Rope::new(&desc.rope, head_dim, desc.max_position_embeddings)?,
             embed,
             layers,

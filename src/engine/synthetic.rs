@@ -204,14 +204,14 @@ pub fn shrunk_config(like: &str, shrink: &Shrink) -> Result<serde_json::Value> {
         }
         set(&mut v, heads_k, h as u64);
         let kv = num(&mut v, kv_k).unwrap_or(h as u64);
-        if kv > h as u64 || h as u64 % kv != 0 {
+        if kv > h as u64 || !(h as u64).is_multiple_of(kv) {
             set(&mut v, kv_k, h as u64);
         }
     }
     if let Some(h) = shrink.hidden {
         let old = num(&mut v, hidden_k).unwrap_or(1);
         let heads = num(&mut v, heads_k).unwrap_or(1);
-        if h == 0 || h as u64 % heads != 0 {
+        if h == 0 || !(h as u64).is_multiple_of(heads) {
             return Err(Error::Invalid(format!(
                 "--hidden {h} must be a positive multiple of the head count ({heads}); set --heads too"
             )));
@@ -262,7 +262,7 @@ pub fn shrunk_config(like: &str, shrink: &Shrink) -> Result<serde_json::Value> {
         let k = num(&mut v, ("", "num_experts_per_tok")).unwrap_or(1);
         let g = num(&mut v, ("", "n_group")).unwrap_or(1).max(1);
         let kept = num(&mut v, ("", "topk_group")).unwrap_or(g);
-        if g > 1 && (e as u64 % g != 0 || (e as u64 / g) * kept < k) {
+        if g > 1 && (!(e as u64).is_multiple_of(g) || (e as u64 / g) * kept < k) {
             set(&mut v, ("", "n_group"), 1);
             set(&mut v, ("", "topk_group"), 1);
         }
