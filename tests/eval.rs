@@ -201,6 +201,17 @@ fn checkpoint_with_tokenizer(dir: &Path) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// `moecap eval --model MODEL --data DATA`, further arguments to add.
+fn eval_command(model: &Path, data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_moecap"));
+    c.arg("eval")
+        .arg("--model")
+        .arg(model)
+        .arg("--data")
+        .arg(data);
+    c
+}
+
 #[test]
 fn eval_end_to_end_on_the_sample() {
     let tmp = fresh_dir("eval");
@@ -209,12 +220,7 @@ fn eval_end_to_end_on_the_sample() {
     let ceil = tmp.join("ceilings.json");
     std::fs::write(&ceil, r#"{"key":"t","copy_bytes_per_s":1e10,"triad_bytes_per_s":1e10,"buffer_bytes":1,"matmul_flops_per_s":{"f32":1e11},"matmul_size":{"f32":64},"threads":1,"measured_at":0}"#).unwrap();
     let out = tmp.join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_moecap"))
-        .arg("eval")
-        .arg("--model")
-        .arg(&model)
-        .arg("--data")
-        .arg(data())
+    let o = eval_command(&model, &data())
         .args([
             "--tasks",
             "mmlu,arc_easy,hellaswag,gsm8k_cot",
@@ -350,12 +356,7 @@ fn chat_mode_renders_the_template_zero_shot() {
     let model = tmp.join("model");
     checkpoint_with_tokenizer(&model);
     let run = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_moecap"))
-            .arg("eval")
-            .arg("--model")
-            .arg(&model)
-            .arg("--data")
-            .arg(data())
+        eval_command(&model, &data())
             .args([
                 "--tasks",
                 "arc_easy",
@@ -520,12 +521,7 @@ fn gsm8k_draws_its_exemplars_as_the_harness_does() {
     let model = dir.join("model");
     checkpoint_with_tokenizer(&model);
     let out = dir.join("out");
-    let o = Command::new(env!("CARGO_BIN_EXE_moecap"))
-        .arg("eval")
-        .arg("--model")
-        .arg(&model)
-        .arg("--data")
-        .arg(&dir)
+    let o = eval_command(&model, &dir)
         .args(["--tasks", "gsm8k", "--max-gen-tokens", "4", "--no-probe"])
         .args(["--limit", "2", "--seed", "1234", "--out"])
         .arg(&out)

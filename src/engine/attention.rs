@@ -33,11 +33,16 @@ pub struct PassContext<'a> {
     pub rope: &'a Rope,
     /// Its cos and sin for the pass's positions.
     pub cos_sin: (Tensor, Tensor),
-    /// Each sequence's mask ([`pass_masks`]), for the paths other than f32 on the CPU (which
-    /// mask inside their softmax and find `None` here).
+    /// Each sequence's mask ([`pass_masks`]); `None` where [`masks_in_softmax`].
     pub masks: Vec<Option<Tensor>>,
     /// The sliding window, if the model has one.
     pub window: Option<usize>,
+}
+
+/// Whether attention on `dev` in `dtype` masks inside its softmax ([`masked_softmax`]: f32 on
+/// the CPU) rather than adding a mask tensor from [`pass_masks`], which then builds none.
+pub fn masks_in_softmax(dev: &Device, dtype: DType) -> bool {
+    dev.is_cpu() && dtype == DType::F32
 }
 
 /// The keys a query at position `pos` attends to: the causal prefix, cut to the last `window`.
@@ -193,7 +198,7 @@ impl Attention {
                 .contiguous()?
                 .reshape((hkv, g * n, dh))?;
             let scores = qg.matmul(&kc.t()?.contiguous()?)?;
-            let p = if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+            let p = if masks_in_softmax(scores.device(), scores.dtype()) {
                 // rows are (kv head, group member, query): query = row mod n
                 let mut v = scores.flatten_all()?.to_vec1::<f32>()?;
                 let keys = |i: usize| visible_keys(s.cached + i, pass.window);
@@ -224,8 +229,8 @@ impl Attention {
 
 /// Each sequence's additive attention mask for a pass, `[n, cached + n]` (0 where a query may
 /// attend, −∞ elsewhere), or `None` where every key is visible. The same for every layer, so
-/// built once per pass; all `None` for f32 on the CPU, whose attention masks inside its softmax
-/// ([`masked_softmax`], the keys of [`visible_keys`]).
+/// built once per pass; all `None` where attention masks inside its softmax
+/// ([`masks_in_softmax`]).
 pub fn pass_masks(
     spans: &[SeqSpan],
     window: Option<usize>,
@@ -238,7 +243,7 @@ pub fn pass_masks(
             let (n, cached) = (s.len, s.cached);
             let total = cached + n;
             let windowed = window.is_some_and(|w| total > w);
-            if (n == 1 && !windowed) || (dev.is_cpu() && dtype == DType::F32) {
+            if (n == 1 && !windowed) || masks_in_softmax(dev, dtype) {
                 return Ok(None);
             }
             let mut m = vec![0f32; n * total];

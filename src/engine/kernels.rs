@@ -48,13 +48,11 @@ pub(crate) fn has_avx512f() -> bool {
 /// Whether the CPU GEMM should compute `x · Wᵀ` as `(W · xᵀ)ᵀ` for `x` `[m, k]` and `W`
 /// `[n, k]`. The GEMM's microkernel runs along the output's contiguous dimension; with few rows
 /// of `x` it is faster to give it the weight's rows there and transpose the small result than to
-/// leave it a short dimension to tile. The crossover rows depend on the kernel the GEMM picks
-/// (AVX-512 or AVX2) and were measured on the engine's shapes (docs/PERFORMANCE.md): with
-/// AVX-512 up to 128 rows, or 512 when the output is no wider than the input; with AVX2 up to
-/// 32, or 128.
+/// leave it a short dimension to tile. The crossover, measured on the engine's shapes with the
+/// GEMM's AVX2 kernels (docs/PERFORMANCE.md): up to 32 rows, or 128 when the output is no wider
+/// than the input. (CPUs with AVX-512 pack their f32 weights and never come here.)
 pub fn weight_major(m: usize, k: usize, n: usize) -> bool {
-    let (short, narrow) = if has_avx512f() { (128, 512) } else { (32, 128) };
-    m <= short || (n <= k && m <= narrow)
+    m <= 32 || (n <= k && m <= 128)
 }
 
 macro_rules! dot_rows {

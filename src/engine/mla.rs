@@ -5,7 +5,7 @@
 //! up-projection applied after the weighted sum, so keys and values are never decompressed:
 //! `q_nopeᵀ·(W_kb·c) = (W_kbᵀ·q_nope)ᵀ·c` and `Σ p·(W_vb·c) = W_vb·(Σ p·c)`.
 
-use super::attention::{visible_keys, PassContext};
+use super::attention::{masks_in_softmax, visible_keys, PassContext};
 use super::cache::KvCache;
 use super::kernels::masked_softmax;
 use super::layers::{Linear, RmsNorm};
@@ -238,7 +238,7 @@ impl MlaAttention {
                 .reshape((h * n, rd))?;
             let scores =
                 (ql.matmul(&lc.t()?.contiguous()?)? + qr.matmul(&rc.t()?.contiguous()?)?)?;
-            let p = if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+            let p = if masks_in_softmax(scores.device(), scores.dtype()) {
                 // rows are (head, query): query = row mod n
                 let mut v = scores.flatten_all()?.to_vec1::<f32>()?;
                 let keys = |i: usize| visible_keys(s.cached + i, pass.window);
