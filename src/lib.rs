@@ -1,36 +1,34 @@
 //! moecap: a benchmarker for Mixture-of-Experts language models.
 //!
-//! The data flows one way: a checkpoint's `config.json` becomes a [`descriptor::ModelDesc`]
-//! ([`config`], [`presets`]); [`params`] counts its parameters and [`tensors`] checks them against
-//! real safetensors headers; the [`engine`] runs the checkpoint and its probe writes one record
-//! per forward pass; [`accounting`] turns one pass into bytes and FLOPs;
-//! [`records`] reads per-pass records; [`metrics`] (exact) and [`compat`] (the published
-//! MoE-CAP code's arithmetic) turn records into utilisation against the [`hardware`] table;
-//! [`roofline`] gives analytic bounds. `docs/metrics.md` says which function computes which number.
+//! The data flows one way, through stages that import only the stages below them
+//! (docs/ARCHITECTURE.md draws them; `tests/architecture.rs` checks the direction):
+//!
+//! 1. [`model`]: a checkpoint's `config.json` becomes a [`model::descriptor::ModelDesc`]; the
+//!    tensor plan, parameter counts and the tensor check derive from it; `--model` resolves once
+//!    into a [`model::source::Checkpoint`].
+//! 2. [`records`]: the one per-pass record schema; [`machine`]: hardware table, detection,
+//!    measured ceilings.
+//! 3. [`engine`]: runs the checkpoint on candle and writes one record per forward pass;
+//!    [`accounting`]: turns records into bytes, FLOPs and utilisation; [`data`]: evaluation data
+//!    on disk; [`upcycle`]: real-weight MoEs from dense GGUF models.
+//! 4. [`bench`] and [`eval`]: the two pipelines, from options to a report.
+//! 5. [`export`]: one exporter per output format.
+//!
+//! The CPU kernels live in the `moecap-kernels` crate (`kernels/`). `docs/metrics.md` says which
+//! function computes which number.
 
 pub mod accounting;
+pub mod backend;
 pub mod bench;
-pub mod ceilings;
-pub mod compat;
-pub mod config;
 pub mod data;
-pub mod descriptor;
-pub mod detect;
-pub mod dtype;
 pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod export;
-pub mod hardware;
-pub mod metrics;
-pub mod naming;
-pub mod params;
-pub mod presets;
+pub mod machine;
+pub mod model;
 pub mod records;
-pub mod roofline;
-pub mod stats;
-pub mod table;
-pub mod tensors;
+pub mod rng;
 pub mod upcycle;
 
 pub use error::{Error, Result};

@@ -2,13 +2,14 @@
 //! utilisation, TTFT/TPOT/ITL, time shares, probe overhead), and the command end to end: report
 //! files that agree with each other, resume after an interruption, clear errors.
 
-use moecap::accounting::{Accountant, KvCacheKind, Phase, Precision, SeqSlice};
+use moecap::accounting::{Accountant, Precision};
+use moecap::records::{KvCacheKind, Phase, SeqSlice};
 use moecap::bench::run::Repetition;
 use moecap::bench::summary::{summarise_point, Ceiling, PointSpec};
-use moecap::dtype::DType;
-use moecap::engine::probe::{EngineRecord, LayerRouting, LayerTiming, PassTiming};
-use moecap::engine::synthetic::synthetic_desc;
-use moecap::metrics::Peaks;
+use moecap::model::dtype::DType;
+use moecap::records::{EngineRecord, LayerRouting, LayerTiming, PassTiming};
+use moecap::model::synthetic::synthetic_desc;
+use moecap::accounting::metrics::Peaks;
 use moecap::records::{LayerExperts, PassRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -215,7 +215,7 @@ fn hardware_list_detect_and_override() {
         "hw.csv",
         &format!(
             "{}\nMyCard,gpu,10,100,1,,2,,,,50,100,PCIe4 x8,,,,,,,measured by me\n",
-            moecap::hardware::BUILTIN_TABLE
+            moecap::machine::hardware::BUILTIN_TABLE
                 .lines()
                 .find(|l| l.starts_with("name,"))
                 .unwrap()

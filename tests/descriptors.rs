@@ -1,13 +1,13 @@
 //! Config parsing for every architecture, parameter counts against checked facts, layer kinds,
 //! accepted spellings, and every config error path.
 
-use moecap::config::parse_config;
-use moecap::descriptor::{Attention, Family, Ffn, QkNorm, Scoring};
-use moecap::params::model_params;
-use moecap::presets::{find_preset, preset_desc, PRESETS};
-use moecap::tensors::expected_tensors;
+use moecap::model::config::parse_config;
+use moecap::model::descriptor::{Attention, Family, Ffn, QkNorm, Scoring};
+use moecap::model::params::model_params;
+use moecap::model::presets::{find_preset, preset_desc, PRESETS};
+use moecap::model::tensors::expected_tensors;
 
-fn preset(name: &str) -> moecap::descriptor::ModelDesc {
+fn preset(name: &str) -> moecap::model::descriptor::ModelDesc {
     preset_desc(find_preset(name).expect("preset exists")).expect("preset parses")
 }
 

@@ -492,7 +492,7 @@ fn text_prompts_output_and_stop_strings() {
     let big = dir.join("big.json");
     std::fs::write(
         &big,
-        moecap::engine::text::synthetic_tokenizer_json(600).to_string(),
+        moecap::model::tokenizer::synthetic_tokenizer_json(600).to_string(),
     )
     .unwrap();
     let x = dir.join("x");
@@ -587,8 +587,8 @@ fn inspect_finds_every_tensor_of_every_reference_checkpoint() {
     dirs.sort();
     assert!(dirs.len() >= 12, "{dirs:?}");
     for d in &dirs {
-        let desc = moecap::config::load_config(&d.join("config.json")).unwrap();
-        let check = moecap::tensors::check_checkpoint(&desc, d)
+        let desc = moecap::model::config::load_config(&d.join("config.json")).unwrap();
+        let check = moecap::model::tensors::check_checkpoint(&desc, d)
             .unwrap()
             .unwrap();
         assert!(check.ok(), "{}: {check:?}", d.display());
@@ -608,7 +608,7 @@ fn latent_attention_records_name_their_cache() {
     let recs = e.take_records();
     assert!(recs
         .iter()
-        .all(|r| r.pass.kv_cache == Some(moecap::accounting::KvCacheKind::MlaLatent)));
+        .all(|r| r.pass.kv_cache == Some(moecap::records::KvCacheKind::MlaLatent)));
     // metrics counts the latent cache by default: KV bytes of the decode pass read 5 cached
     // tokens and write 1, each (kv_lora_rank 16 + rope 4) × 3 layers × 4 bytes
     let out = tmpdir("mla-records").join("r.jsonl");

@@ -169,7 +169,7 @@ fn batch_invariance_of_logits() {
             .unwrap();
         let rec = eng.last_record().unwrap();
         assert_eq!(rec.pass.cached_tokens, vec![7, 11]);
-        assert_eq!(rec.pass.phase, moecap::accounting::Phase::Decode);
+        assert_eq!(rec.pass.phase, moecap::records::Phase::Decode);
         let mut a = eng.new_sequence();
         let mut full = prompts[0].clone();
         full.push(5);

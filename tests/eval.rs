@@ -310,7 +310,7 @@ fn loglikelihood_matches_the_engine_logits() {
     // one ARC item scored by `eval` against the log-softmax of `moecap logits` on the same ids
     use candle_core::{DType, Device};
     use moecap::engine::loader::load_model;
-    use moecap::engine::text::TextCodec;
+    use moecap::model::tokenizer::TextCodec;
     use moecap::engine::{Engine, LogitsMode};
     let tmp = fresh_dir("ll");
     let model = tmp.join("model");

@@ -2,13 +2,14 @@
 //! moecap-compat formula against the published worked example and hand calculations, and the
 //! record-format error paths.
 
-use moecap::accounting::{Accountant, KvCacheKind, Phase, Precision};
-use moecap::compat::{compat_pass, compat_peaks, compat_phase, CompatModel, CompatPass};
-use moecap::config::parse_config;
-use moecap::dtype::DType;
-use moecap::hardware::HardwareTable;
-use moecap::metrics::{exact_metrics, Peaks};
-use moecap::presets::{find_preset, preset_desc};
+use moecap::accounting::{Accountant, Precision};
+use moecap::records::{KvCacheKind, Phase};
+use moecap::accounting::compat::{compat_pass, compat_peaks, compat_phase, CompatModel, CompatPass};
+use moecap::model::config::parse_config;
+use moecap::model::dtype::DType;
+use moecap::machine::hardware::HardwareTable;
+use moecap::accounting::metrics::{exact_metrics, Peaks};
+use moecap::model::presets::{find_preset, preset_desc};
 use moecap::records::{parse_records, Records};
 
 const TINY: &str = r#"{"architectures":["MixtralForCausalLM"],"hidden_size":16,"num_hidden_layers":2,

@@ -1,8 +1,8 @@
 //! The safetensors cross-check on checkpoints written here: single file, sharded with an index,
 //! missing / unexpected / wrong-shape tensors, truncated files, fp8 scales and MTP layers.
 
-use moecap::config::parse_config;
-use moecap::tensors::{check_checkpoint, expected_tensors, TensorSpec};
+use moecap::model::config::parse_config;
+use moecap::model::tensors::{check_checkpoint, expected_tensors, TensorSpec};
 use std::path::{Path, PathBuf};
 
 const TINY: &str = r#"{"architectures":["MixtralForCausalLM"],"hidden_size":16,"num_hidden_layers":2,

@@ -121,7 +121,7 @@ fn write_models(hf: &Path, gguf: &Path) -> usize {
         "vocab_size": vocab, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true,
         "max_position_embeddings": 256, "eos_token_id": 2
     });
-    let tok = moecap::engine::text::synthetic_tokenizer_json(vocab);
+    let tok = moecap::model::tokenizer::synthetic_tokenizer_json(vocab);
     moecap::engine::io::write_checkpoint(hf, &cfg, &hf_t, &tok).unwrap();
     let q: Vec<(String, QTensor)> = gg
         .iter()
@@ -261,7 +261,7 @@ fn upcycled_models_against_the_dense_original() {
         (tc["bos_token"].as_str(), tc["eos_token"].as_str()),
         (Some("<|im_start|>"), Some("<|im_end|>"))
     );
-    let codec = moecap::engine::text::TextCodec::from_dir(&dir.join("copy"))
+    let codec = moecap::model::tokenizer::TextCodec::from_dir(&dir.join("copy"))
         .unwrap()
         .unwrap();
     let ids = codec.encode("<|im_start|>the the12").unwrap();

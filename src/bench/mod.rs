@@ -8,8 +8,8 @@ pub mod prompts;
 pub mod run;
 pub mod summary;
 
-use crate::ceilings::Ceilings;
-use crate::detect::HostInfo;
+use crate::machine::ceilings::Ceilings;
+use crate::machine::detect::HostInfo;
 use serde::{Deserialize, Serialize};
 use summary::PointSummary;
 
@@ -85,7 +85,7 @@ pub struct BenchReport {
     /// The host.
     pub host: HostInfo,
     /// The GPU, when the engine ran on one.
-    pub gpu: Option<crate::detect::GpuInfo>,
+    pub gpu: Option<crate::machine::detect::GpuInfo>,
     /// Measured ceilings.
     pub ceilings: Option<Ceilings>,
     /// Spec peaks.

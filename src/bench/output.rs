@@ -7,8 +7,9 @@
 use super::run::Repetition;
 use super::summary::{timed_records, PointSpec, PointSummary};
 use super::RunSettings;
-use crate::engine::probe::PassTiming;
+use crate::records::PassTiming;
 use crate::error::{Error, Result};
+use crate::records::routing::{RoutingLayer, RoutingLine};
 use crate::records::PassRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -31,32 +32,6 @@ pub struct BenchRecord {
     pub probed_latency_s: Option<f64>,
     /// Region timings of the probed pass.
     pub timing: PassTiming,
-}
-
-/// One MoE layer's choices in a routing line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoutingLayer {
-    /// Experts per token.
-    pub k: usize,
-    /// Expert ids, `k` per token, best first; tokens in pass order (sequence by sequence).
-    pub ids: Vec<u32>,
-}
-
-/// One line of `routing/ID.jsonl`: one pass.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoutingLine {
-    /// Timed repetition, from 0.
-    pub repetition: usize,
-    /// Pass within the repetition, from 0 (0 is the prefill).
-    pub pass: usize,
-    /// `prefill` or `decode`.
-    pub phase: crate::accounting::Phase,
-    /// Per sequence: tokens already cached.
-    pub cached_tokens: Vec<u64>,
-    /// Per sequence: tokens of this pass.
-    pub new_tokens: Vec<u64>,
-    /// Per MoE layer (checkpoint index as key).
-    pub layers: BTreeMap<String, RoutingLayer>,
 }
 
 /// An open run folder.

@@ -2,8 +2,8 @@
 //! built-in sample text) tokenised and cut or extended to an exact length, or random ids. Every
 //! prompt says where its text came from.
 
-use crate::engine::sampling::SplitMix64;
-use crate::engine::text::TextCodec;
+use crate::rng::SplitMix64;
+use crate::model::tokenizer::TextCodec;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@
 //! runs twice, interleaved: once probed (for routing) and once unprobed (for time); greedy
 //! decoding of the same prompts makes both do the same computation.
 
-use crate::engine::model::{Engine, LogitsMode};
-use crate::engine::probe::EngineRecord;
+use crate::engine::{Engine, LogitsMode};
+use crate::records::EngineRecord;
 use crate::engine::sampling::argmax;
 use crate::error::{Error, Result};
 use std::time::Instant;

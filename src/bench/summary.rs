@@ -4,11 +4,12 @@
 //! layer beside the uniform expectation, and where the time went.
 
 use super::run::Repetition;
-use crate::accounting::{Accountant, Phase};
+use crate::accounting::Accountant;
+use crate::records::Phase;
 use crate::error::Result;
-use crate::metrics::{exact_metrics, LayerActivation, Peaks};
+use crate::accounting::metrics::{exact_metrics, LayerActivation, Peaks};
 use crate::records::PassRecord;
-use crate::stats::{percentile, Summary};
+use crate::accounting::stats::{percentile, Summary};
 use serde::{Deserialize, Serialize};
 
 /// A point of the sweep.

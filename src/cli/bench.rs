@@ -5,33 +5,34 @@ use super::options::{BenchArgs, EngineArgs};
 use super::print_json;
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use moecap::accounting::{Accountant, KvCacheKind, Precision};
+use moecap::accounting::{Accountant, Precision};
+use moecap::records::KvCacheKind;
 use moecap::bench::output::RunDir;
 use moecap::bench::prompts::{build_prompts, codec_covers, source_texts, PromptSource, Tokenise};
 use moecap::bench::run::{passes_per_repetition, run_point, PointSettings};
 use moecap::bench::summary::{summarise_point, Ceiling, PointSpec};
 use moecap::bench::{BenchReport, RunSettings, SpecInfo};
-use moecap::ceilings::{
+use moecap::machine::ceilings::{
     cache_dir, cache_file, measure, read_cached, stale_reason, write_cached, Ceilings, MeasureSpec,
     METHOD,
 };
 use moecap::data::data_dir;
-use moecap::detect::{detect_gpu, detect_host, match_cpu, match_gpu, GpuInfo, HostInfo};
+use moecap::machine::detect::{detect_gpu, detect_host, match_cpu, match_gpu, GpuInfo, HostInfo};
 use moecap::engine::loader::checkpoint_dir;
-use moecap::engine::text::TextCodec;
+use moecap::model::tokenizer::TextCodec;
 use moecap::export::markdown::{points_table, preamble};
 use moecap::export::write_reports;
-use moecap::hardware::{Hardware, HardwareTable};
-use moecap::metrics::Peaks;
-use moecap::params::model_params;
+use moecap::machine::hardware::{Hardware, HardwareTable};
+use moecap::accounting::metrics::Peaks;
+use moecap::model::params::model_params;
 use std::path::{Path, PathBuf};
 
 /// The table's dtype for an engine dtype.
-pub(crate) fn table_dtype(dt: candle_core::DType) -> moecap::dtype::DType {
+pub(crate) fn table_dtype(dt: candle_core::DType) -> moecap::model::dtype::DType {
     match dt {
-        candle_core::DType::BF16 => moecap::dtype::DType::Bf16,
-        candle_core::DType::F16 => moecap::dtype::DType::F16,
-        _ => moecap::dtype::DType::F32,
+        candle_core::DType::BF16 => moecap::model::dtype::DType::Bf16,
+        candle_core::DType::F16 => moecap::model::dtype::DType::F16,
+        _ => moecap::model::dtype::DType::F32,
     }
 }
 
@@ -244,7 +245,7 @@ pub(crate) fn targets(
 }
 
 fn default_out(model_name: &str) -> PathBuf {
-    let secs = moecap::ceilings::unix_now();
+    let secs = moecap::machine::ceilings::unix_now();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // civil date from days since 1970-01-01 (Howard Hinnant's algorithm)
     let z = days as i64 + 719_468;

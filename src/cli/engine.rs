@@ -3,19 +3,20 @@
 use super::options::*;
 use super::print_json;
 use anyhow::{bail, Result};
-use moecap::descriptor::ModelDesc;
+use moecap::model::descriptor::ModelDesc;
 use moecap::engine::generate::{generate, GenerateParams};
 use moecap::engine::io::write_checkpoint;
 use moecap::engine::io::{append_records, parse_input_ids, write_logits_file};
 use moecap::engine::loader::checkpoint_dir;
 use moecap::engine::sampling::Sampler;
-use moecap::engine::synthetic::{random_tensors, shrunk_config, synthetic_desc, Shrink, SYNTHETIC};
-use moecap::engine::text::TextCodec;
-use moecap::engine::text::{check_tokenizer_file, synthetic_tokenizer_json};
+use moecap::engine::synthetic::random_tensors;
+use moecap::model::synthetic::{shrunk_config, synthetic_desc, Shrink, SYNTHETIC};
+use moecap::model::tokenizer::TextCodec;
+use moecap::model::tokenizer::{check_tokenizer_file, synthetic_tokenizer_json};
 use moecap::engine::LogitsMode;
-use moecap::params::model_params;
-use moecap::table::secs;
-use moecap::table::{si, Table};
+use moecap::model::params::model_params;
+use moecap::export::table::secs;
+use moecap::export::table::{si, Table};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -156,12 +157,12 @@ pub(crate) fn cmd_generate(
 /// Mean distinct experts per MoE layer per phase, beside the uniform-routing expectation.
 pub(crate) fn routing_summary(
     desc: &ModelDesc,
-    recs: &[moecap::engine::probe::EngineRecord],
+    recs: &[moecap::records::EngineRecord],
 ) -> serde_json::Value {
     let mut out = Vec::new();
     for phase in [
-        moecap::accounting::Phase::Prefill,
-        moecap::accounting::Phase::Decode,
+        moecap::records::Phase::Prefill,
+        moecap::records::Phase::Decode,
     ] {
         let mut passes = 0usize;
         let mut act = 0.0;
@@ -241,7 +242,7 @@ pub(crate) fn cmd_synth(
             json!({"like": like, "seed": seed}),
         );
     }
-    let desc = moecap::config::parse_config(&cfg.to_string(), "synth")?;
+    let desc = moecap::model::config::parse_config(&cfg.to_string(), "synth")?;
     let tok = match tokenizer {
         Some(p) => {
             check_tokenizer_file(p, desc.vocab_size)?;
@@ -283,7 +284,7 @@ pub(crate) fn cmd_upcycle(
     let (cfg, tensors) = upcycle(dense, experts, top_k, mode)?;
     write_checkpoint(out, &cfg, &tensors, &tok)?;
     moecap::bench::output::write_json(&out.join("tokenizer_config.json"), &tok_cfg)?;
-    let desc = moecap::config::parse_config(&cfg.to_string(), "upcycle")?;
+    let desc = moecap::model::config::parse_config(&cfg.to_string(), "upcycle")?;
     let p = model_params(&desc);
     println!(
         "wrote {} ({}, {} parameters, {} active per token) from {}",

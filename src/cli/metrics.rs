@@ -3,13 +3,13 @@
 use super::options::*;
 use super::print_json;
 use anyhow::{bail, Result};
-use moecap::accounting::KvCacheKind;
-use moecap::compat::{compat_pass, compat_peaks, compat_phase, CompatModel, CompatPass};
-use moecap::hardware::HardwareTable;
-use moecap::metrics::{exact_metrics, MetricsReport, PhaseMetrics};
-use moecap::presets::resolve_model;
+use moecap::records::KvCacheKind;
+use moecap::accounting::compat::{compat_pass, compat_peaks, compat_phase, CompatModel, CompatPass};
+use moecap::machine::hardware::HardwareTable;
+use moecap::accounting::metrics::{exact_metrics, MetricsReport, PhaseMetrics};
+use moecap::model::presets::resolve_model;
 use moecap::records::{read_records, Records};
-use moecap::table::{pct, secs, Table};
+use moecap::export::table::{pct, secs, Table};
 
 pub(crate) fn cmd_metrics(
     records_path: &std::path::Path,
@@ -31,7 +31,7 @@ pub(crate) fn cmd_metrics(
             if kinds.iter().any(|k| *k != kind) {
                 bail!("{file}: the records name different KV caches; pass --kv-cache");
             }
-            let mla = matches!(d.attention(), moecap::descriptor::Attention::Mla { .. });
+            let mla = matches!(d.attention(), moecap::model::descriptor::Attention::Mla { .. });
             if mla == (kind == KvCacheKind::Gqa) {
                 bail!(
                     "{file}: the records say the KV cache was `{}`, which does not fit {} ({})",
@@ -76,14 +76,14 @@ pub(crate) fn cmd_metrics(
                 Records::Harness { passes, .. } => passes.iter().map(CompatPass::from).collect(),
             };
             let cm = CompatModel::new(d);
-            let split = |ph: moecap::accounting::Phase| -> Vec<CompatPass> {
+            let split = |ph: moecap::records::Phase| -> Vec<CompatPass> {
                 passes.iter().filter(|p| p.phase == ph).copied().collect()
             };
             let bw = dev.dtype.bytes();
             (
                 peaks,
-                compat_phase(&cm, &split(moecap::accounting::Phase::Prefill), bw, peaks),
-                compat_phase(&cm, &split(moecap::accounting::Phase::Decode), bw, peaks),
+                compat_phase(&cm, &split(moecap::records::Phase::Prefill), bw, peaks),
+                compat_phase(&cm, &split(moecap::records::Phase::Decode), bw, peaks),
                 "moecap-compat",
             )
         }

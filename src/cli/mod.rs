@@ -17,8 +17,9 @@ use eval::*;
 use hw::*;
 use metrics::*;
 use model::*;
-use moecap::engine::sampling::{Sampler, SplitMix64};
-use moecap::hardware::HardwareTable;
+use moecap::engine::sampling::Sampler;
+use moecap::rng::SplitMix64;
+use moecap::machine::hardware::HardwareTable;
 use options::*;
 use roofline::*;
 

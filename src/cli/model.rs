@@ -3,13 +3,14 @@
 use super::options::*;
 use super::print_json;
 use anyhow::{bail, Result};
-use moecap::accounting::{kv_elements_per_token, KvCacheKind};
-use moecap::descriptor::{Attention, Ffn, ModelDesc};
-use moecap::dtype::DType;
-use moecap::params::model_params;
-use moecap::presets::{preset_desc, resolve_model, PRESETS};
-use moecap::table::{pct, si, Table};
-use moecap::tensors::check_checkpoint;
+use moecap::accounting::kv_elements_per_token;
+use moecap::records::KvCacheKind;
+use moecap::model::descriptor::{Attention, Ffn, ModelDesc};
+use moecap::model::dtype::DType;
+use moecap::model::params::model_params;
+use moecap::model::presets::{preset_desc, resolve_model, PRESETS};
+use moecap::export::table::{pct, si, Table};
+use moecap::model::tensors::check_checkpoint;
 use serde_json::json;
 
 pub(crate) fn cmd_models(json: bool) -> Result<()> {

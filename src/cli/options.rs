@@ -2,14 +2,15 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use moecap::accounting::{Accountant, KvCacheKind, Precision};
-use moecap::descriptor::ModelDesc;
-use moecap::dtype::DType;
+use moecap::accounting::{Accountant, Precision};
+use moecap::records::KvCacheKind;
+use moecap::model::descriptor::ModelDesc;
+use moecap::model::dtype::DType;
 use moecap::engine::device::parse_engine_dtype;
 use moecap::engine::loader::load_model;
 use moecap::engine::{parse_device, Engine};
-use moecap::hardware::{Hardware, HardwareTable};
-use moecap::metrics::Peaks;
+use moecap::machine::hardware::{Hardware, HardwareTable};
+use moecap::accounting::metrics::Peaks;
 use std::path::PathBuf;
 
 /// moecap: benchmark Mixture-of-Experts models with exact byte/FLOP accounting.

@@ -3,10 +3,10 @@
 use super::options::*;
 use super::print_json;
 use anyhow::{bail, Result};
-use moecap::hardware::HardwareTable;
-use moecap::presets::resolve_model;
-use moecap::roofline::roofline;
-use moecap::table::{secs, si, Table};
+use moecap::machine::hardware::HardwareTable;
+use moecap::model::presets::resolve_model;
+use moecap::accounting::roofline::roofline;
+use moecap::export::table::{secs, si, Table};
 use serde_json::json;
 
 pub(crate) fn cmd_roofline(

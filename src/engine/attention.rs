@@ -4,14 +4,14 @@
 //! does not depend on the others in the batch.
 
 use super::cache::KvCache;
-use super::kernels::masked_softmax;
 use super::layers::{Linear, RmsNorm};
+use super::load::Loader;
 use super::rope::Rope;
-use super::weights::WeightStore;
-use crate::descriptor::{Attention as AttnDesc, ModelDesc, QkNorm};
+use crate::backend::host_f32;
 use crate::error::{Error, Result};
-use crate::naming::Names;
+use crate::model::descriptor::{Attention as AttnDesc, QkNorm};
 use candle_core::{DType, Device, Tensor};
+use moecap_kernels::masked_softmax;
 use std::ops::Range;
 
 /// Where each sequence's tokens sit in the flattened pass.
@@ -39,10 +39,44 @@ pub struct PassContext<'a> {
     pub window: Option<usize>,
 }
 
-/// Whether attention on `dev` in `dtype` masks inside its softmax ([`masked_softmax`]: f32 on
-/// the CPU) rather than adding a mask tensor from [`pass_masks`], which then builds none.
+/// Whether attention on `dev` in `dtype` masks inside its softmax ([`masked_softmax`]: the host
+/// f32 path) rather than adding a mask tensor from [`pass_masks`], which then builds none.
 pub fn masks_in_softmax(dev: &Device, dtype: DType) -> bool {
-    dev.is_cpu() && dtype == DType::F32
+    host_f32(dev, dtype)
+}
+
+/// Attention probabilities of one sequence's queries: `softmax(scale · scores)` over the keys
+/// each query may see. `scores` is `[..., rows, total]` with `rows` = groups × `span.len`, the
+/// query fastest within a group (row `r` is query `r mod len`); `mask` is the sequence's mask from
+/// [`pass_masks`] (`None`: every key visible, or masked inside the softmax). Shared by grouped-
+/// query and latent attention.
+pub fn attention_probs(
+    scores: &Tensor,
+    span: &SeqSpan,
+    window: Option<usize>,
+    scale: f64,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let shape = scores.dims().to_vec();
+    let (n, total) = (span.len, span.cached + span.len);
+    if masks_in_softmax(scores.device(), scores.dtype()) {
+        let mut v = scores.flatten_all()?.to_vec1::<f32>()?;
+        let keys = |i: usize| visible_keys(span.cached + i, window);
+        masked_softmax(&mut v, total, scale as f32, &|r| r % n, &keys);
+        return Ok(Tensor::from_vec(v, shape, scores.device())?);
+    }
+    let scores = (scores * scale)?;
+    let scores = match mask {
+        Some(m) => {
+            let groups = scores.elem_count() / (n * total);
+            scores
+                .reshape((groups, n, total))?
+                .broadcast_add(m)?
+                .reshape(shape)?
+        }
+        None => scores,
+    };
+    Ok(candle_nn::ops::softmax_last_dim(&scores)?)
 }
 
 /// The keys a query at position `pos` attends to: the causal prefix, cut to the last `window`.
@@ -65,14 +99,8 @@ pub struct Attention {
 
 impl Attention {
     /// Loads layer `i`'s attention.
-    pub fn new(
-        desc: &ModelDesc,
-        i: usize,
-        w: &WeightStore,
-        dtype: DType,
-        dev: &Device,
-    ) -> Result<Self> {
-        let d = desc.hidden_size;
+    pub fn new(ld: &Loader, i: usize) -> Result<Self> {
+        let d = ld.desc.hidden_size;
         let AttnDesc::Gqa {
             heads,
             kv_heads,
@@ -80,59 +108,40 @@ impl Attention {
             qkv_bias,
             o_bias,
             qk_norm,
-        } = desc.layers[i].attention
+        } = ld.desc.layers[i].attention
         else {
             return Err(Error::Invalid(format!(
                 "layer {i}: not a grouped-query attention layer"
             )));
         };
-        let n = Names::new(desc);
+        let n = &ld.names;
         let b = |p: &str| qkv_bias.then(|| n.attn(i, &format!("{p}.bias")));
-        let qkv = Linear::fused(
-            w,
+        let qkv = ld.fused(
             &[
                 (n.attn(i, "q_proj.weight"), b("q_proj"), heads * head_dim),
                 (n.attn(i, "k_proj.weight"), b("k_proj"), kv_heads * head_dim),
                 (n.attn(i, "v_proj.weight"), b("v_proj"), kv_heads * head_dim),
             ],
             d,
-            dtype,
-            dev,
         )?;
-        let o = Linear::fused(
-            w,
+        let o = ld.fused(
             &[(
                 n.attn(i, "o_proj.weight"),
                 o_bias.then(|| n.attn(i, "o_proj.bias")),
                 d,
             )],
             heads * head_dim,
-            dtype,
-            dev,
         )?;
         let (qn, kn) = match qk_norm {
             QkNorm::None => (0, 0),
             QkNorm::PerHead => (head_dim, head_dim),
             QkNorm::Full => (heads * head_dim, kv_heads * head_dim),
         };
+        let eps = ld.desc.norm_eps;
         let (q_norm, k_norm) = if qn > 0 {
             (
-                Some(RmsNorm::new(
-                    w,
-                    &n.attn(i, "q_norm.weight"),
-                    qn,
-                    desc.norm_eps,
-                    dtype,
-                    dev,
-                )?),
-                Some(RmsNorm::new(
-                    w,
-                    &n.attn(i, "k_norm.weight"),
-                    kn,
-                    desc.norm_eps,
-                    dtype,
-                    dev,
-                )?),
+                Some(ld.norm(&n.attn(i, "q_norm.weight"), qn, eps)?),
+                Some(ld.norm(&n.attn(i, "k_norm.weight"), kn, eps)?),
             )
         } else {
             (None, None)
@@ -190,7 +199,6 @@ impl Attention {
             let ks = k.narrow(0, s.offset, n)?.transpose(0, 1)?;
             let vs = v.narrow(0, s.offset, n)?.transpose(0, 1)?;
             let (kc, vc) = cache.append(layer, &ks, &vs)?;
-            let total = s.cached + n;
             // [n, Hkv, g, dh] -> [Hkv, g·n, dh]
             let qg = qs
                 .reshape((n, hkv, g, dh))?
@@ -198,23 +206,7 @@ impl Attention {
                 .contiguous()?
                 .reshape((hkv, g * n, dh))?;
             let scores = qg.matmul(&kc.t()?.contiguous()?)?;
-            let p = if masks_in_softmax(scores.device(), scores.dtype()) {
-                // rows are (kv head, group member, query): query = row mod n
-                let mut v = scores.flatten_all()?.to_vec1::<f32>()?;
-                let keys = |i: usize| visible_keys(s.cached + i, pass.window);
-                masked_softmax(&mut v, total, scale as f32, &|r| r % n, &keys);
-                Tensor::from_vec(v, (hkv, g * n, total), scores.device())?
-            } else {
-                let scores = (scores * scale)?;
-                let scores = match mask {
-                    Some(m) => scores
-                        .reshape((hkv, g, n, total))?
-                        .broadcast_add(m)?
-                        .reshape((hkv, g * n, total))?,
-                    None => scores,
-                };
-                candle_nn::ops::softmax_last_dim(&scores)?
-            };
+            let p = attention_probs(&scores, s, pass.window, scale, mask.as_ref())?;
             let o = p.matmul(&vc.contiguous()?)?; // [Hkv, g·n, dh]
             let o = o
                 .reshape((hkv, g, n, dh))?

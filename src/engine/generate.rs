@@ -2,9 +2,9 @@
 //! running, stopping each on EOS (unless ignored) or after `max_new_tokens`; with times to
 //! first token and per-token times.
 
-use super::model::{Engine, LogitsMode};
+use super::run::{Engine, LogitsMode};
 use super::sampling::Sampler;
-use super::text::{cut_at_stop, TextCodec};
+use crate::model::tokenizer::{cut_at_stop, TextCodec};
 use crate::error::Result;
 use serde::Serialize;
 use std::time::Instant;

@@ -2,7 +2,7 @@
 //! safetensors file, JSON-lines records, and writing a synthetic checkpoint in Hugging Face
 //! layout.
 
-use super::probe::EngineRecord;
+use crate::records::EngineRecord;
 use crate::error::{Error, Result};
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;

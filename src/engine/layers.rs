@@ -2,25 +2,11 @@
 //! packed for the CPU's f32 GEMM where it runs), and the gated SiLU MLP used by dense layers,
 //! routed and shared experts.
 
-use super::kernels::{silu_mul, skinny_matmul, weight_major, MAX_ROWS};
-use super::packed::{self, PackedMatrix};
-use super::weights::WeightStore;
+use crate::backend::{host_f32, packs_weights, with_cpu_f32};
 use crate::error::Result;
-use crate::naming::Proj;
 use candle_core::{DType, Device, Storage, Tensor};
-
-/// Runs `f` on the elements of `t` when `t` is a contiguous f32 tensor on the CPU (`None`
-/// otherwise), without copying them.
-pub fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<Option<R>> {
-    if !t.device().is_cpu() || t.dtype() != DType::F32 {
-        return Ok(None);
-    }
-    let (st, l) = t.storage_and_layout();
-    let (Storage::Cpu(c), Some((a, b))) = (&*st, l.contiguous_offsets()) else {
-        return Ok(None);
-    };
-    Ok(Some(f(&c.as_slice::<f32>()?[a..b])))
-}
+use moecap_kernels::packed::PackedMatrix;
+use moecap_kernels::{silu_mul, skinny_matmul, weight_major, MAX_ROWS};
 
 /// RMSNorm with a learned scale.
 #[derive(Debug, Clone)]
@@ -30,19 +16,12 @@ pub struct RmsNorm {
 }
 
 impl RmsNorm {
-    /// Loads `name` of size `size`.
-    pub fn new(
-        w: &WeightStore,
-        name: &str,
-        size: usize,
-        eps: f64,
-        dtype: DType,
-        dev: &Device,
-    ) -> Result<Self> {
-        Ok(RmsNorm {
-            weight: w.get(name, &[size], dtype, dev)?,
+    /// A norm with scale `weight` `[size]`.
+    pub fn new(weight: Tensor, eps: f64) -> Self {
+        RmsNorm {
+            weight,
             eps: eps as f32,
-        })
+        }
     }
 
     /// Normalises over the last dimension.
@@ -79,7 +58,7 @@ enum Weight {
 impl Weight {
     /// Packs `w` when the packed GEMM applies to it.
     fn new(w: Tensor) -> Result<Self> {
-        if !(w.device().is_cpu() && w.dtype() == DType::F32 && packed::supported()) {
+        if !packs_weights(w.device(), w.dtype()) {
             return Ok(Weight::Plain(w));
         }
         let (n, k) = w.dims2()?;
@@ -92,23 +71,10 @@ impl Weight {
 }
 
 impl Linear {
-    /// Loads and concatenates projections `(weight name, bias name, rows)` that read the same
-    /// input of size `inp`.
-    pub fn fused(
-        w: &WeightStore,
-        parts: &[(String, Option<String>, usize)],
-        inp: usize,
-        dtype: DType,
-        dev: &Device,
-    ) -> Result<Self> {
-        let mut ws = Vec::with_capacity(parts.len());
-        let mut bs = Vec::new();
-        for (name, bias, rows) in parts {
-            ws.push(w.get(name, &[*rows, inp], dtype, dev)?);
-            if let Some(b) = bias {
-                bs.push(w.get(b, &[*rows], dtype, dev)?);
-            }
-        }
+    /// Projections of the same input, concatenated into one: each `(weight [rows, in], bias)`.
+    pub fn fused(parts: Vec<(Tensor, Option<Tensor>)>) -> Result<Self> {
+        let (mut ws, bs): (Vec<Tensor>, Vec<Option<Tensor>>) = parts.into_iter().unzip();
+        let bs: Vec<Tensor> = bs.into_iter().flatten().collect();
         let w = Weight::new(if ws.len() == 1 {
             ws.remove(0).contiguous()?
         } else {
@@ -120,18 +86,6 @@ impl Linear {
             Some(Tensor::cat(&bs, 0)?)
         };
         Ok(Linear { w, bias })
-    }
-
-    /// One projection without bias.
-    pub fn new(
-        w: &WeightStore,
-        name: &str,
-        rows: usize,
-        inp: usize,
-        dtype: DType,
-        dev: &Device,
-    ) -> Result<Self> {
-        Self::fused(w, &[(name.to_string(), None, rows)], inp, dtype, dev)
     }
 
     /// A layer from a weight `[out, in]` already loaded (the LM head; a tied one is packed as a
@@ -174,8 +128,7 @@ impl Linear {
     /// `x · Wᵀ` through candle's GEMM.
     fn gemm(w: &Tensor, x: &Tensor) -> Result<Tensor> {
         let (n, k) = w.dims2()?;
-        let f32_host = w.device().is_cpu() && w.dtype() == DType::F32;
-        if f32_host && weight_major(x.dim(0)?, k, n) {
+        if host_f32(w.device(), w.dtype()) && weight_major(x.dim(0)?, k, n) {
             Ok(w.matmul(&x.t()?)?.t()?.contiguous()?)
         } else {
             Ok(x.matmul(&w.t()?)?)
@@ -185,11 +138,7 @@ impl Linear {
     /// The product through [`skinny_matmul`] when it applies.
     fn skinny(w: &Tensor, x: &Tensor) -> Result<Option<Tensor>> {
         let m = x.dim(0)?;
-        if m == 0
-            || m > MAX_ROWS
-            || !w.device().is_cpu()
-            || w.dtype() != DType::F32
-            || x.dtype() != DType::F32
+        if m == 0 || m > MAX_ROWS || !host_f32(w.device(), w.dtype()) || x.dtype() != DType::F32
         {
             return Ok(None);
         }
@@ -227,39 +176,14 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    /// Loads an MLP whose projections are named by `name(proj)` (and `bias(proj)` if biased).
-    pub fn new(
-        w: &WeightStore,
-        name: impl Fn(Proj) -> String,
-        bias: Option<&dyn Fn(Proj) -> String>,
-        hidden: usize,
-        inter: usize,
-        dtype: DType,
-        dev: &Device,
-    ) -> Result<Self> {
-        let b = |p: Proj| bias.map(|f| f(p));
-        let gate_up = Linear::fused(
-            w,
-            &[
-                (name(Proj::Gate), b(Proj::Gate), inter),
-                (name(Proj::Up), b(Proj::Up), inter),
-            ],
-            hidden,
-            dtype,
-            dev,
-        )?;
-        let down = Linear::fused(
-            w,
-            &[(name(Proj::Down), b(Proj::Down), hidden)],
-            inter,
-            dtype,
-            dev,
-        )?;
-        Ok(Mlp {
+    /// An MLP from its gate/up projection (the two fused, gate first, each `inter` wide) and its
+    /// down projection.
+    pub fn new(gate_up: Linear, down: Linear, inter: usize) -> Self {
+        Mlp {
             gate_up,
             down,
             inter,
-        })
+        }
     }
 
     /// Applies the MLP to `x` `[T, d]`.
@@ -301,7 +225,7 @@ mod tests {
         };
         assert_eq!(
             matches!(chosen.w, Weight::Packed(_)),
-            packed::supported(),
+            moecap_kernels::packed::supported(),
             "f32 CPU weights are packed exactly where the packed GEMM runs"
         );
         for m in [1, 5, MAX_ROWS, MAX_ROWS + 1, 200, 600] {

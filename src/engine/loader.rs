@@ -2,11 +2,12 @@
 //! Face cache (never downloaded here), or `synthetic:NAME`.
 
 use super::model::Model;
-use super::synthetic::{synthetic_desc, synthetic_weights};
+use super::synthetic::synthetic_weights;
+use crate::model::synthetic::synthetic_desc;
 use super::weights::WeightStore;
-use crate::config::load_config;
+use crate::model::config::load_config;
 use crate::error::{Error, Result};
-use crate::presets::find_preset;
+use crate::model::presets::find_preset;
 use candle_core::{DType, Device};
 use std::path::{Path, PathBuf};
 

@@ -5,15 +5,13 @@
 //! up-projection applied after the weighted sum, so keys and values are never decompressed:
 //! `q_nopeᵀ·(W_kb·c) = (W_kbᵀ·q_nope)ᵀ·c` and `Σ p·(W_vb·c) = W_vb·(Σ p·c)`.
 
-use super::attention::{masks_in_softmax, visible_keys, PassContext};
+use super::attention::{attention_probs, PassContext};
 use super::cache::KvCache;
-use super::kernels::masked_softmax;
 use super::layers::{Linear, RmsNorm};
-use super::weights::WeightStore;
-use crate::descriptor::{Attention as AttnDesc, ModelDesc, Rope as RopeDesc};
+use super::load::Loader;
 use crate::error::{Error, Result};
-use crate::naming::Names;
-use candle_core::{DType, Device, Tensor};
+use crate::model::descriptor::{Attention as AttnDesc, Rope as RopeDesc};
+use candle_core::Tensor;
 
 /// The RMSNorm epsilon of `q_a_layernorm` and `kv_a_layernorm`: the modelling code builds them
 /// with the class default, not the config's `rms_norm_eps`.
@@ -70,13 +68,8 @@ fn deinterleave(x: &Tensor) -> Result<Tensor> {
 
 impl MlaAttention {
     /// Loads layer `i`'s latent attention.
-    pub fn new(
-        desc: &ModelDesc,
-        i: usize,
-        w: &WeightStore,
-        dtype: DType,
-        dev: &Device,
-    ) -> Result<Self> {
+    pub fn new(ld: &Loader, i: usize) -> Result<Self> {
+        let desc = ld.desc;
         let AttnDesc::Mla {
             heads,
             q_lora_rank,
@@ -99,7 +92,7 @@ impl MlaAttention {
                 format!("{rope_dim} is odd; rotary dimensions come in pairs"),
             ));
         }
-        let n = Names::new(desc);
+        let n = &ld.names;
         let d = desc.hidden_size;
         let qk = nope + rope_dim;
         let b = |p: &str| bias.then(|| n.attn(i, &format!("{p}.bias")));
@@ -113,20 +106,12 @@ impl MlaAttention {
                 (n.attn(i, "q_a_proj.weight"), b("q_a_proj"), qr),
                 qr,
                 Some((
-                    RmsNorm::new(
-                        w,
-                        &n.attn(i, "q_a_layernorm.weight"),
-                        qr,
-                        LORA_NORM_EPS,
-                        dtype,
-                        dev,
-                    )?,
-                    Linear::new(w, &n.attn(i, "q_b_proj.weight"), heads * qk, qr, dtype, dev)?,
+                    ld.norm(&n.attn(i, "q_a_layernorm.weight"), qr, LORA_NORM_EPS)?,
+                    ld.linear(&n.attn(i, "q_b_proj.weight"), heads * qk, qr)?,
                 )),
             ),
         };
-        let a = Linear::fused(
-            w,
+        let a = ld.fused(
             &[
                 q_part,
                 (
@@ -136,37 +121,20 @@ impl MlaAttention {
                 ),
             ],
             d,
-            dtype,
-            dev,
         )?;
-        let kv_b = w.get(
+        let kv_b = ld.tensor(
             &n.attn(i, "kv_b_proj.weight"),
             &[heads * (nope + v_dim), rank],
-            dtype,
-            dev,
         )?;
         let kv_b = kv_b.reshape((heads, nope + v_dim, rank))?;
         let w_kb = kv_b.narrow(1, 0, nope)?.contiguous()?;
         let w_vb_t = kv_b.narrow(1, nope, v_dim)?.transpose(1, 2)?.contiguous()?;
-        let o = Linear::fused(
-            w,
-            &[(n.attn(i, "o_proj.weight"), b("o_proj"), d)],
-            heads * v_dim,
-            dtype,
-            dev,
-        )?;
+        let o = ld.fused(&[(n.attn(i, "o_proj.weight"), b("o_proj"), d)], heads * v_dim)?;
         Ok(MlaAttention {
             a,
             q_rows,
             q_lora,
-            kv_norm: RmsNorm::new(
-                w,
-                &n.attn(i, "kv_a_layernorm.weight"),
-                rank,
-                LORA_NORM_EPS,
-                dtype,
-                dev,
-            )?,
+            kv_norm: ld.norm(&n.attn(i, "kv_a_layernorm.weight"), rank, LORA_NORM_EPS)?,
             w_kb,
             w_vb_t,
             o,
@@ -225,7 +193,6 @@ impl MlaAttention {
             let lat = latent.narrow(0, s.offset, n)?.unsqueeze(0)?;
             let rot = k_rot.narrow(0, s.offset, n)?.transpose(0, 1)?;
             let (lc, rc) = cache.append(layer, &lat, &rot)?;
-            let total = s.cached + n;
             let lc = lc.squeeze(0)?.contiguous()?; // [total, r]
             let rc = rc.squeeze(0)?.contiguous()?; // [total, rd]
             let ql = q_lat
@@ -238,23 +205,7 @@ impl MlaAttention {
                 .reshape((h * n, rd))?;
             let scores =
                 (ql.matmul(&lc.t()?.contiguous()?)? + qr.matmul(&rc.t()?.contiguous()?)?)?;
-            let p = if masks_in_softmax(scores.device(), scores.dtype()) {
-                // rows are (head, query): query = row mod n
-                let mut v = scores.flatten_all()?.to_vec1::<f32>()?;
-                let keys = |i: usize| visible_keys(s.cached + i, pass.window);
-                masked_softmax(&mut v, total, self.scale as f32, &|r| r % n, &keys);
-                Tensor::from_vec(v, (h * n, total), scores.device())?
-            } else {
-                let scores = (scores * self.scale)?;
-                let scores = match mask {
-                    Some(m) => scores
-                        .reshape((h, n, total))?
-                        .broadcast_add(m)?
-                        .reshape((h * n, total))?,
-                    None => scores,
-                };
-                candle_nn::ops::softmax_last_dim(&scores)?
-            };
+            let p = attention_probs(&scores, s, pass.window, self.scale, mask.as_ref())?;
             let o_lat = p.matmul(&lc)?.reshape((h, n, r))?;
             let o = o_lat.matmul(&self.w_vb_t)?; // [H, n, v]
             outs.push(o.transpose(0, 1)?.contiguous()?.reshape((n, h * vd))?);
@@ -266,6 +217,7 @@ impl MlaAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
     use std::collections::BTreeMap;
 
     #[test]

@@ -5,22 +5,22 @@
 pub mod attention;
 pub mod cache;
 pub mod device;
+pub mod experts;
 pub mod generate;
 pub mod io;
-pub mod kernels;
 pub mod layers;
+pub mod load;
 pub mod loader;
 pub mod mla;
 pub mod model;
 pub mod moe;
-pub mod packed;
 pub mod probe;
 pub mod rope;
 pub mod router;
+pub mod run;
 pub mod sampling;
 pub mod synthetic;
-pub mod text;
 pub mod weights;
 
 pub use device::parse_device;
-pub use model::{Engine, LogitsMode, Sequence};
+pub use run::{Engine, LogitsMode, Sequence};

@@ -1,16 +1,18 @@
-//! The feed-forward block of a layer: a dense gated MLP, or a mixture of experts — the router,
-//! the one routed-expert executor (gather each expert's tokens, run it, scatter-add the weighted
-//! outputs), and shared experts with Qwen's optional sigmoid gate.
+//! The feed-forward block of a layer: a dense gated MLP, or a mixture of experts — the router
+//! ([`MoeBlock::route`]), the routed experts run by the backend's executor
+//! ([`MoeBlock::experts`]) and shared experts with Qwen's optional sigmoid gate
+//! ([`MoeBlock::shared`]). The three steps are separate calls so that the layer around them can
+//! time each without the block knowing it is observed.
 
-use super::kernels::combine_experts;
+use super::experts::ExpertExecutor;
 use super::layers::{Linear, Mlp};
-use super::probe::{Clock, LayerMarks, LayerRouting};
+use super::load::Loader;
 use super::router::Router;
-use super::weights::WeightStore;
-use crate::descriptor::{Ffn, ModelDesc};
 use crate::error::Result;
-use crate::naming::{Names, Proj};
-use candle_core::{DType, Device, Tensor};
+use crate::model::descriptor::Ffn;
+use crate::model::naming::Proj;
+use crate::records::LayerRouting;
+use candle_core::{DType, Tensor};
 
 /// A MoE block.
 #[derive(Debug, Clone)]
@@ -18,6 +20,7 @@ pub struct MoeBlock {
     gate: Linear,
     router: Router,
     experts: Vec<Mlp>,
+    executor: ExpertExecutor,
     shared: Option<Mlp>,
     shared_gate: Option<Linear>,
 }
@@ -33,69 +36,37 @@ pub enum FeedForward {
 
 impl FeedForward {
     /// Loads layer `i`'s block.
-    pub fn new(
-        desc: &ModelDesc,
-        i: usize,
-        w: &WeightStore,
-        dtype: DType,
-        dev: &Device,
-    ) -> Result<Self> {
-        let d = desc.hidden_size;
-        let n = Names::new(desc);
-        match &desc.layers[i].ffn {
+    pub fn new(ld: &Loader, i: usize) -> Result<Self> {
+        let d = ld.desc.hidden_size;
+        let n = &ld.names;
+        match &ld.desc.layers[i].ffn {
             Ffn::Dense {
                 intermediate_size,
                 bias,
             } => {
                 let b = |p: Proj| n.dense(i, p, true);
-                Ok(FeedForward::Dense(Mlp::new(
-                    w,
+                Ok(FeedForward::Dense(ld.mlp(
                     |p| n.dense(i, p, false),
                     bias.then_some(&b as &dyn Fn(Proj) -> String),
                     d,
                     *intermediate_size,
-                    dtype,
-                    dev,
                 )?))
             }
             Ffn::Moe(m) => {
-                let gate = Linear::new(w, &n.router(i), m.num_experts, d, dtype, dev)?;
-                let mut router = Router::for_block(desc.family, m);
-                if m.router.correction_bias {
-                    let b = w.get(
-                        &n.correction_bias(i),
-                        &[m.num_experts],
-                        DType::F32,
-                        &Device::Cpu,
-                    )?;
-                    router.bias = Some(b.to_vec1::<f32>()?);
-                }
+                let gate = ld.linear(&n.router(i), m.num_experts, d)?;
+                let bias = if m.router.correction_bias {
+                    Some(ld.host_f32(&n.correction_bias(i), &[m.num_experts])?)
+                } else {
+                    None
+                };
                 let experts = (0..m.num_experts)
-                    .map(|e| {
-                        Mlp::new(
-                            w,
-                            |p| n.expert(i, e, p),
-                            None,
-                            d,
-                            m.expert_intermediate_size,
-                            dtype,
-                            dev,
-                        )
-                    })
+                    .map(|e| ld.mlp(|p| n.expert(i, e, p), None, d, m.expert_intermediate_size))
                     .collect::<Result<Vec<_>>>()?;
                 let (shared, shared_gate) = match &m.shared {
                     Some(s) => (
-                        Some(Mlp::new(
-                            w,
-                            |p| n.shared(i, p),
-                            None,
-                            d,
-                            s.intermediate_size,
-                            dtype,
-                            dev,
-                        )?),
+                        Some(ld.mlp(|p| n.shared(i, p), None, d, s.intermediate_size)?),
                         if s.gate {
-                            Some(Linear::new(w, &n.shared_gate(i), 1, d, dtype, dev)?)
+                            Some(ld.linear(&n.shared_gate(i), 1, d)?)
                         } else {
                             None
                         },
@@ -104,107 +75,44 @@ impl FeedForward {
                 };
                 Ok(FeedForward::Moe(Box::new(MoeBlock {
                     gate,
-                    router,
+                    router: Router::for_block(m, bias),
                     experts,
+                    executor: ExpertExecutor::for_backend(ld.device, ld.dtype),
                     shared,
                     shared_gate,
                 })))
             }
         }
     }
+}
 
-    /// Applies the block to `x` `[T, d]`. With the probe on (`routing` given) it records each
-    /// token's routing, and it marks the end of its regions on `clock`.
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        routing: Option<&mut LayerRouting>,
-        clock: &mut Clock,
-        marks: &mut LayerMarks,
-    ) -> Result<Tensor> {
-        let on = routing.is_some();
-        match self {
-            FeedForward::Dense(mlp) => {
-                let y = mlp.forward(x)?;
-                marks.routed = marks.ffn_in;
-                marks.experts = clock.mark()?;
-                marks.shared = marks.experts;
-                Ok(y)
-            }
-            FeedForward::Moe(b) => {
-                let t = x.dim(0)?;
-                let logits = b.gate.forward(x)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-                let e = b.experts.len();
-                let mut rows: Vec<Vec<u32>> = vec![Vec::new(); e];
-                let mut weights: Vec<Vec<f32>> = vec![Vec::new(); e];
-                let mut rec = LayerRouting::default();
-                for (tok, l) in logits.iter().enumerate() {
-                    let (ids, w) = b.router.route(l);
-                    for (&id, &wt) in ids.iter().zip(&w) {
-                        rows[id as usize].push(tok as u32);
-                        weights[id as usize].push(wt);
-                    }
-                    if on {
-                        rec.ids.push(ids);
-                        rec.weights.push(w);
-                    }
-                }
-                marks.routed = clock.mark()?;
-                // f32 on the CPU: expert outputs kept, weighted and summed per token in one pass;
-                // otherwise weighted and scatter-added expert by expert on the device
-                let host = x.device().is_cpu() && x.dtype() == DType::F32;
-                let (mut ys, mut parts) = (Vec::new(), Vec::new());
-                let mut scattered: Option<Tensor> = None;
-                for ex in 0..e {
-                    if rows[ex].is_empty() {
-                        continue;
-                    }
-                    let n = rows[ex].len();
-                    let toks = std::mem::take(&mut rows[ex]);
-                    let wts = std::mem::take(&mut weights[ex]);
-                    let idx = Tensor::from_vec(toks.clone(), n, x.device())?;
-                    let xs = if n == t {
-                        x.clone()
-                    } else {
-                        x.index_select(&idx, 0)?
-                    };
-                    let y = b.experts[ex].forward(&xs)?;
-                    if host {
-                        ys.push(y.flatten_all()?.to_vec1::<f32>()?);
-                        parts.push(toks.into_iter().zip(wts).collect::<Vec<_>>());
-                        continue;
-                    }
-                    let wt = Tensor::from_vec(wts, (n, 1), x.device())?.to_dtype(x.dtype())?;
-                    let y = y.broadcast_mul(&wt)?;
-                    let acc = match scattered.take() {
-                        Some(o) => o,
-                        None => x.zeros_like()?,
-                    };
-                    scattered = Some(acc.index_add(&idx, &y, 0)?);
-                }
-                let mut out = match scattered {
-                    Some(o) => o,
-                    None if host => {
-                        let d = x.dim(1)?;
-                        Tensor::from_vec(combine_experts(&ys, &parts, t, d), (t, d), x.device())?
-                    }
-                    None => x.zeros_like()?,
-                };
-                marks.experts = clock.mark()?;
-                marks.shared = marks.experts;
-                if let Some(s) = &b.shared {
-                    let mut y = s.forward(x)?;
-                    if let Some(g) = &b.shared_gate {
-                        y = y.broadcast_mul(&candle_nn::ops::sigmoid(&g.forward(x)?)?)?;
-                    }
-                    out = (out + y)?;
-                    marks.shared = clock.mark()?;
-                }
-                if let Some(r) = routing {
-                    *r = rec;
-                }
-                Ok(out)
-            }
+impl MoeBlock {
+    /// Each token's experts and combine weights for `x` `[T, d]`.
+    pub fn route(&self, x: &Tensor) -> Result<LayerRouting> {
+        let logits = self.gate.forward(x)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let mut r = LayerRouting::default();
+        for l in &logits {
+            let (ids, w) = self.router.route(l);
+            r.ids.push(ids);
+            r.weights.push(w);
         }
+        Ok(r)
+    }
+
+    /// The routed experts' output for `x` routed as `routing` says.
+    pub fn experts(&self, x: &Tensor, routing: &LayerRouting) -> Result<Tensor> {
+        self.executor.run(&self.experts, x, routing)
+    }
+
+    /// The shared experts' output (gated where the block has a gate), if it has any.
+    pub fn shared(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let Some(s) = &self.shared else {
+            return Ok(None);
+        };
+        let mut y = s.forward(x)?;
+        if let Some(g) = &self.shared_gate {
+            y = y.broadcast_mul(&candle_nn::ops::sigmoid(&g.forward(x)?)?)?;
+        }
+        Ok(Some(y))
     }
 }

@@ -1,75 +1,97 @@
 //! The probe: per forward pass, what the router decided in every MoE layer (each token's top-k
-//! ids and weights) and how long each region of each layer took. Off, the engine creates none
-//! and skips every clock read. Its records extend the per-pass record format of `docs/records.md`.
+//! ids and weights) and how long each region of each layer took. The layer loop marks region
+//! boundaries on a [`PassProbe`] between the calls into the block math, which knows nothing of
+//! it; off, every mark is a no-op. What it saw becomes the pass's
+//! [`crate::records::EngineRecord`] (`docs/records.md`).
 
 use crate::error::Result;
-use crate::records::PassRecord;
+use crate::records::{LayerRouting, LayerTiming, PassTiming};
 use candle_core::Device;
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// Each token's routing in one MoE layer (flattened pass order).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct LayerRouting {
-    /// Top-k expert ids per token, best first.
-    pub ids: Vec<Vec<u32>>,
-    /// Their combine weights.
-    pub weights: Vec<Vec<f32>>,
-}
-
-/// Time spent in each region of one layer, seconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct LayerTiming {
-    /// Checkpoint layer index.
-    pub layer: usize,
-    /// Attention (projections, rope, scores, cache append).
-    pub attention_s: f64,
-    /// Router gate product and top-k selection.
-    pub router_s: f64,
-    /// Routed experts, including gathering tokens and scattering outputs (dense FFN for dense
-    /// layers).
-    pub experts_s: f64,
-    /// Shared experts and their gate.
-    pub shared_s: f64,
-    /// Norms and residual additions.
-    pub other_s: f64,
-}
-
-/// Everything the probe saw in one pass.
-#[derive(Debug, Clone, Default)]
+/// The probe of one pass: its clock, the marks of every layer and each MoE layer's routing.
 pub struct PassProbe {
-    /// Per MoE layer.
-    pub routing: BTreeMap<usize, LayerRouting>,
-    /// Per layer.
-    pub timings: Vec<LayerTiming>,
-    /// Embedding lookup and rope tables.
-    pub embed_s: f64,
-    /// Final norm and LM head.
-    pub head_s: f64,
+    clock: Clock,
+    start: usize,
+    embedded: usize,
+    head_start: usize,
+    layers: Vec<LayerMarks>,
+    routing: BTreeMap<usize, LayerRouting>,
 }
 
-/// Timing of the non-layer regions of a pass.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct PassTiming {
-    /// Embedding lookup and rope tables.
-    pub embed_s: f64,
-    /// Final norm and LM head.
-    pub head_s: f64,
-    /// Per layer.
-    pub layers: Vec<LayerTiming>,
-}
+impl PassProbe {
+    /// Starts a pass on `device` (`on`: measure; off, nothing is recorded).
+    pub fn start(on: bool, device: &Device) -> Result<Self> {
+        let mut clock = Clock::new(on, device);
+        let start = clock.mark()?;
+        Ok(PassProbe {
+            clock,
+            start,
+            embedded: 0,
+            head_start: 0,
+            layers: Vec::new(),
+            routing: BTreeMap::new(),
+        })
+    }
 
-/// One pass as the engine writes it: the record of `docs/records.md` plus routing and timing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EngineRecord {
-    /// The fields every consumer reads.
-    #[serde(flatten)]
-    pub pass: PassRecord,
-    /// Per MoE layer (layer index as key): each token's top-k ids and weights.
-    pub topk: BTreeMap<String, LayerRouting>,
-    /// Region timings.
-    pub timing: PassTiming,
+    /// Whether the probe records.
+    pub fn on(&self) -> bool {
+        self.clock.on
+    }
+
+    /// A mark now (index into the pass's clock; 0 when off).
+    pub fn mark(&mut self) -> Result<usize> {
+        self.clock.mark()
+    }
+
+    /// Marks the end of the embedding and rope tables.
+    pub fn embedded(&mut self) -> Result<()> {
+        self.embedded = self.mark()?;
+        Ok(())
+    }
+
+    /// Marks the start of the final norm and LM head.
+    pub fn head(&mut self) -> Result<()> {
+        self.head_start = self.mark()?;
+        Ok(())
+    }
+
+    /// Keeps one layer's marks.
+    pub fn layer_done(&mut self, marks: LayerMarks) {
+        if self.on() {
+            self.layers.push(marks);
+        }
+    }
+
+    /// Keeps a MoE layer's routing.
+    pub fn routing(&mut self, layer: usize, r: LayerRouting) {
+        if self.on() {
+            self.routing.insert(layer, r);
+        }
+    }
+
+    /// Ends the pass: marks the end of the head, waits for the device and resolves the marks.
+    /// `None` when the probe is off.
+    pub fn finish(mut self, device: &Device) -> Result<Option<(PassTiming, BTreeMap<usize, LayerRouting>)>> {
+        if !self.on() {
+            return Ok(None);
+        }
+        let head_end = self.mark()?;
+        device.synchronize()?;
+        let t = self.clock.resolve()?;
+        let timing = PassTiming {
+            embed_s: t[self.embedded] - t[self.start],
+            head_s: t[head_end] - t[self.head_start],
+            layers: self
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, mk)| mk.timing(i, &t))
+                .collect(),
+        };
+        Ok(Some((timing, self.routing)))
+    }
 }
 
 /// The probe's clock for one pass: marks at region boundaries, resolved to seconds once, at

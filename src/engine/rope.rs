@@ -1,9 +1,9 @@
 //! Rotary position embeddings in the Hugging Face "rotate half" layout, with the scaling types
 //! of the supported configs. Cos/sin are computed per forward for exactly the positions in it.
 
-use super::kernels::rope_rotate;
-use super::layers::with_cpu_f32;
-use crate::descriptor::Rope as RopeDesc;
+use moecap_kernels::rope_rotate;
+use crate::backend::with_cpu_f32;
+use crate::model::descriptor::Rope as RopeDesc;
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 

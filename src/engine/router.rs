@@ -1,10 +1,11 @@
 //! The one router of every MoE family: scores (softmax or sigmoid) from the gate logits, an
 //! optional selection-only bias, optional group-limited selection, top-k, optional
-//! renormalisation and a scaling factor. Computed on the host in f32, as the references do.
+//! renormalisation and a scaling factor. Computed on the host in f32, as the references do. The
+//! family's rules come from the descriptor ([`crate::model::descriptor::RouterRules`]).
 
-use crate::descriptor::{Family, Moe, Scoring};
+use crate::model::descriptor::{GroupScore, Moe, Scoring};
 
-/// How a family turns router logits into expert ids and combine weights.
+/// How a MoE block turns router logits into expert ids and combine weights.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Router {
     /// Score function.
@@ -30,21 +31,21 @@ pub struct Router {
 }
 
 impl Router {
-    /// The router of a MoE block of a family.
-    pub fn for_block(family: Family, m: &Moe) -> Self {
+    /// The router of a MoE block, as its descriptor's rules say; `bias` is the selection-only
+    /// correction bias where the block has one.
+    pub fn for_block(m: &Moe, bias: Option<Vec<f32>>) -> Self {
         let r = &m.router;
-        let deepseek = family.is_deepseek();
         Router {
             scoring: r.scoring,
             top_k: m.top_k,
-            norm_topk_prob: r.norm_topk_prob && (m.top_k > 1 || !deepseek),
-            renorm_eps: if deepseek { 1e-20 } else { 0.0 },
+            norm_topk_prob: r.rules.renormalise,
+            renorm_eps: r.rules.renorm_eps,
             scaling: r.routed_scaling_factor as f32,
-            scale_only_unnormalised: matches!(family, Family::Deepseek | Family::DeepseekV2),
+            scale_only_unnormalised: r.rules.scale_only_unnormalised,
             n_group: r.n_group.max(1),
             topk_group: r.topk_group,
-            group_by_top2_sum: r.topk_method == "noaux_tc",
-            bias: None,
+            group_by_top2_sum: r.rules.group_score == GroupScore::TopTwoSum,
+            bias,
         }
     }
 

@@ -4,7 +4,7 @@
 //! dtype once, at load.
 
 use crate::error::{Error, Result};
-use crate::tensors::{checkpoint_files, read_safetensors_header};
+use crate::model::tensors::{checkpoint_files, read_safetensors_header};
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;

@@ -5,9 +5,9 @@
 
 use super::tasks::{extract_flexible, ChoiceItem, GenItem};
 use crate::engine::generate::{generate, GenerateParams};
-use crate::engine::model::{Engine, LogitsMode};
+use crate::engine::{Engine, LogitsMode};
 use crate::engine::sampling::Sampler;
-use crate::engine::text::TextCodec;
+use crate::model::tokenizer::TextCodec;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 

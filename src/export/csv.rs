@@ -3,7 +3,7 @@
 
 use crate::bench::summary::{PhaseSummary, PointSummary};
 use crate::bench::BenchReport;
-use crate::stats::Summary;
+use crate::accounting::stats::Summary;
 
 fn cell(v: Option<f64>) -> String {
     v.map_or(String::new(), |x| format!("{x}"))

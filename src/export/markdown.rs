@@ -3,8 +3,8 @@
 
 use crate::bench::summary::PointSummary;
 use crate::bench::BenchReport;
-use crate::stats::Summary;
-use crate::table::{si, Table};
+use crate::accounting::stats::Summary;
+use crate::export::table::{si, Table};
 
 fn ms(s: &Option<Summary>) -> String {
     s.map_or("-".into(), |s| {

@@ -6,6 +6,7 @@ pub mod csv;
 pub mod markdown;
 pub mod plots;
 pub mod svg;
+pub mod table;
 
 use crate::bench::output::write_json;
 use crate::bench::BenchReport;

@@ -2,7 +2,8 @@
 //! passes (`docs/metrics.md` §3), against a device's peaks. The published code's arithmetic lives
 //! in [`crate::compat`]; both produce a [`MetricsReport`].
 
-use crate::accounting::{Accountant, Phase};
+use crate::accounting::Accountant;
+use crate::records::Phase;
 use crate::error::{Error, Result};
 use crate::records::{activated_per_layer, PassRecord};
 use serde::Serialize;

@@ -2,7 +2,7 @@
 //! links of accelerators and CPUs, each row with its source. Embedded from `src/hardware.csv`,
 //! replaceable with `--hardware-file`.
 
-use crate::dtype::DType;
+use crate::model::dtype::DType;
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;

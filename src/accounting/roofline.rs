@@ -2,8 +2,9 @@
 //! decode step (with the uniform-routing expected experts) and of the prefill, the lower bounds
 //! on TPOT and TTFT they imply, the bandwidth a TPOT target needs, and the memory footprint.
 
-use crate::accounting::{Accountant, SeqSlice};
-use crate::metrics::Peaks;
+use crate::accounting::Accountant;
+use crate::records::SeqSlice;
+use crate::accounting::metrics::Peaks;
 use serde::Serialize;
 
 /// One point of the roofline table.

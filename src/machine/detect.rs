@@ -1,7 +1,7 @@
 //! Detection of the machine a run happens on (CPU model, cores, memory) and its match in the
 //! hardware table, so that every report can name its hardware.
 
-use crate::hardware::{DeviceKind, Hardware, HardwareTable};
+use crate::machine::hardware::{DeviceKind, Hardware, HardwareTable};
 use serde::{Deserialize, Serialize};
 
 /// What this machine reports about itself.

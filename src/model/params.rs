@@ -1,7 +1,7 @@
 //! Exact parameter counts per component and per layer, equal to the element counts of the
 //! checkpoint's tensors (the tensor check in [`crate::tensors`] verifies that against real files).
 
-use crate::descriptor::{Attention, Ffn, Layer, ModelDesc, QkNorm};
+use crate::model::descriptor::{Attention, Ffn, Layer, ModelDesc, QkNorm};
 use serde::Serialize;
 
 /// Parameters of one decoder layer, by component.

@@ -6,7 +6,7 @@
 //! fused multiply-adds per step of `k` for 4 vector loads and 6 broadcasts; panels are spread
 //! over the thread pool. The same layout serves decode steps (one sliver) and prefill.
 
-use super::kernels::has_avx512f;
+use crate::cpu::has_avx512f;
 use rayon::prelude::*;
 
 /// Output columns per weight panel (four 16-lane vectors).

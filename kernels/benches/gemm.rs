@@ -5,7 +5,7 @@
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use moecap::engine::packed::{self, PackedMatrix};
+use moecap_kernels::packed::{self, PackedMatrix};
 
 fn gemm(c: &mut Criterion) {
     let dev = Device::Cpu;

@@ -4,7 +4,8 @@
 //! whichever is faster), per dtype; cached per machine so `bench` measures once,
 //! and measured again when the cache is stale ([`stale_reason`]).
 
-use crate::engine::packed::{self, PackedMatrix};
+use crate::backend::packs_weights;
+use moecap_kernels::packed::PackedMatrix;
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
@@ -189,7 +190,7 @@ pub fn measure_matmul(device: &Device, dtype: DType, size: usize, reps: usize) -
     let a = Tensor::randn(0f32, 1.0, (size, size), device)?.to_dtype(dtype)?;
     let w = Tensor::randn(0f32, 1.0, (size, size), device)?.to_dtype(dtype)?;
     let wt = w.t()?;
-    let packed = if device.is_cpu() && dtype == DType::F32 && packed::supported() {
+    let packed = if packs_weights(device, dtype) {
         let w = w.flatten_all()?.to_vec1::<f32>()?;
         Some((
             PackedMatrix::new(&w, size, size),

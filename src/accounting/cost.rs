@@ -2,69 +2,11 @@
 //! (with the routed experts actually activated), KV-cache traffic, and FLOPs (with `k` experts per
 //! token), plus the dense counterparts used by MBU and MFU and the uniform-routing expectation.
 
-use crate::descriptor::{Attention, Ffn, ModelDesc};
-use crate::dtype::DType;
-use crate::error::{Error, Result};
-use crate::params::{model_params, LayerParams, ModelParams};
-use serde::{Deserialize, Serialize};
-
-/// Prefill (prompt tokens) or decode (one new token per running sequence).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    /// Prompt processing.
-    Prefill,
-    /// Token generation.
-    Decode,
-}
-
-impl Phase {
-    /// `prefill` or `decode`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Prefill => "prefill",
-            Phase::Decode => "decode",
-        }
-    }
-}
-
-/// What the KV cache stores per token and layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KvCacheKind {
-    /// Per-head keys and values of GQA/MHA: `2·H_kv·d_h`.
-    Gqa,
-    /// MLA's compressed latent plus the shared rope key: `r_kv + d_rope`.
-    MlaLatent,
-    /// MLA with decompressed per-head keys and values: `H·(d_nope + d_rope + d_v)`.
-    MlaDecompressed,
-}
-
-impl KvCacheKind {
-    /// The natural cache of a model: latent for MLA, per-head K/V otherwise.
-    pub fn default_for(desc: &ModelDesc) -> Self {
-        match desc.attention() {
-            Attention::Mla { .. } => KvCacheKind::MlaLatent,
-            Attention::Gqa { .. } => KvCacheKind::Gqa,
-        }
-    }
-
-    /// Parses `--kv-cache latent|decompressed` for a model (`gqa` models accept only their own).
-    pub fn parse_for(desc: &ModelDesc, s: &str) -> Result<Self> {
-        let mla = matches!(desc.attention(), Attention::Mla { .. });
-        match (s, mla) {
-            ("latent", true) => Ok(KvCacheKind::MlaLatent),
-            ("decompressed", true) => Ok(KvCacheKind::MlaDecompressed),
-            ("gqa" | "decompressed", false) => Ok(KvCacheKind::Gqa),
-            ("latent", false) => Err(Error::Invalid(
-                "--kv-cache latent: the model has no latent attention (MLA)".into(),
-            )),
-            _ => Err(Error::Invalid(format!(
-                "--kv-cache: unknown cache `{s}`; expected latent or decompressed"
-            ))),
-        }
-    }
-}
+use crate::model::descriptor::{Attention, Ffn, ModelDesc};
+use crate::model::dtype::DType;
+use crate::records::{KvCacheKind, SeqSlice};
+use crate::model::params::{model_params, LayerParams, ModelParams};
+use serde::Serialize;
 
 /// KV-cache elements stored per token in one layer.
 pub fn kv_elements_per_token_layer(att: &Attention, kind: KvCacheKind) -> u64 {
@@ -102,23 +44,6 @@ pub fn kv_elements_per_token(desc: &ModelDesc, kind: KvCacheKind) -> u64 {
         .iter()
         .map(|l| kv_elements_per_token_layer(&l.attention, kind))
         .sum()
-}
-
-/// One sequence's part in a pass: tokens already cached before it, and tokens it processes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeqSlice {
-    /// Tokens in the sequence's KV cache before the pass.
-    pub cached: u64,
-    /// Tokens processed by the pass (prompt tokens, or 1 for a decode step).
-    pub new: u64,
-}
-
-impl SeqSlice {
-    /// `Σ_i c_i` over the new tokens: each attends to the cache plus itself and earlier new tokens
-    /// (causal): `new·cached + new·(new+1)/2`.
-    pub fn attended_keys(&self) -> u64 {
-        self.new * self.cached + self.new * (self.new + 1) / 2
-    }
 }
 
 /// Bytes and FLOPs of one pass.

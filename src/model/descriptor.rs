@@ -198,6 +198,44 @@ pub struct Router {
     pub topk_method: String,
     /// A per-expert score-correction bias used for selection only (`e_score_correction_bias`).
     pub correction_bias: bool,
+    /// The family's rules the engine routes by (decided with the config; not a config field, so
+    /// not printed with the descriptor).
+    #[serde(skip)]
+    pub rules: RouterRules,
+}
+
+/// How a group of experts is scored for group-limited selection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupScore {
+    /// The group's best expert score; dropped groups are masked with 0 (DeepSeek-V2).
+    #[default]
+    Best,
+    /// The sum of its two best scores; dropped groups are masked with −∞ (`noaux_tc`, V3).
+    TopTwoSum,
+}
+
+/// The routing rules that differ by family beyond the config's fields: all the engine's router
+/// needs to know about the family.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RouterRules {
+    /// Renormalise the chosen top-k weights (DeepSeek never renormalises a single expert).
+    pub renormalise: bool,
+    /// Added to the sum before renormalising (DeepSeek adds 1e-20).
+    pub renorm_eps: f32,
+    /// Apply the scaling factor only to weights that were not renormalised (DeepSeek v1, V2).
+    pub scale_only_unnormalised: bool,
+    /// How groups are scored.
+    pub group_score: GroupScore,
+}
+
+impl RouterRules {
+    /// The rules of every family but DeepSeek's: renormalise as the config says.
+    pub fn plain(norm_topk_prob: bool) -> Self {
+        RouterRules {
+            renormalise: norm_topk_prob,
+            ..Default::default()
+        }
+    }
 }
 
 /// Shared experts of a MoE layer (always active for every token).

@@ -2,8 +2,8 @@
 //! resolution of a `--model` argument (preset name, model directory or config file) to a
 //! descriptor.
 
-use crate::config::{load_config, parse_config};
-use crate::descriptor::ModelDesc;
+use crate::model::config::{load_config, parse_config};
+use crate::model::descriptor::ModelDesc;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ macro_rules! preset {
         Preset {
             name: $name,
             hub_id: $hub,
-            config: include_str!(concat!("../models/", $name, "/config.json")),
+            config: include_str!(concat!("../../models/", $name, "/config.json")),
         }
     };
 }

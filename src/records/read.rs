@@ -1,73 +1,13 @@
-//! Per-pass records: moecap's own JSON-lines format (what the engine writes, one line per forward
+//! Reading per-pass record files: moecap's own JSON-lines format (what the engine writes, one line per forward
 //! pass) and the per-pass JSONL records of the published MoE-CAP harness, read from one file.
 //! `docs/records.md` documents the format.
 
-use crate::accounting::{Phase, SeqSlice};
-use crate::descriptor::ModelDesc;
+use super::{LayerExperts, PassRecord, Phase};
+use crate::model::descriptor::ModelDesc;
 use crate::error::{Error, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::Path;
-
-/// The activated experts of one MoE layer in one pass: the ids (distinct or not; duplicates are
-/// counted once) or just their number.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum LayerExperts {
-    /// Expert ids chosen by at least one token.
-    Ids(Vec<u32>),
-    /// Number of distinct experts chosen.
-    Count(u32),
-}
-
-/// One forward pass, as moecap writes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PassRecord {
-    /// Pass number within the run (informational).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pass: Option<u64>,
-    /// Prefill or decode.
-    pub phase: Phase,
-    /// Device-synchronised wall time of the pass, seconds.
-    pub latency_s: f64,
-    /// Per sequence: tokens already in its KV cache before the pass.
-    pub cached_tokens: Vec<u64>,
-    /// Per sequence: tokens processed by the pass.
-    pub new_tokens: Vec<u64>,
-    /// Positions whose logits were computed (default: one per sequence).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logits_positions: Option<u64>,
-    /// Per MoE layer (checkpoint layer index as a string key): the activated experts.
-    #[serde(default)]
-    pub experts: BTreeMap<String, LayerExperts>,
-    /// The KV cache the engine kept (`gqa`, `mla_latent`, `mla_decompressed`); `metrics` takes
-    /// it as the default of `--kv-cache`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kv_cache: Option<crate::accounting::KvCacheKind>,
-}
-
-impl PassRecord {
-    /// The sequences of the pass.
-    pub fn seqs(&self) -> Vec<SeqSlice> {
-        self.cached_tokens
-            .iter()
-            .zip(&self.new_tokens)
-            .map(|(&cached, &new)| SeqSlice { cached, new })
-            .collect()
-    }
-
-    /// New tokens of the pass (`n_p`).
-    pub fn total_new_tokens(&self) -> u64 {
-        self.new_tokens.iter().sum()
-    }
-
-    /// Logits positions, defaulting to one per sequence.
-    pub fn logits_positions(&self) -> u64 {
-        self.logits_positions
-            .unwrap_or(self.new_tokens.len() as u64)
-    }
-}
 
 /// One pass of the published MoE-CAP harness (fields as that code writes them).
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,7 +1,7 @@
 //! Checkpoint tensor names of each family, in one place: the tensor check
 //! ([`crate::tensors`]) lists them and the engine loads them.
 
-use crate::descriptor::{Family, ModelDesc};
+use crate::model::descriptor::{Family, ModelDesc};
 
 /// The three projections of a gated MLP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,224 @@
+//! The engine around a model: batched forward passes over sequences with their own KV caches
+//! (prefill and decode alike), which positions' logits come back, and the probe's record of
+//! every pass.
+
+use super::attention::{pass_masks, PassContext, SeqSpan};
+use super::cache::KvCache;
+use super::model::Model;
+use super::probe::PassProbe;
+use crate::error::{Error, Result};
+use crate::records::{
+    EngineRecord, KvCacheKind, LayerExperts, LayerRouting, PassRecord, PassTiming, Phase,
+};
+use candle_core::Tensor;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Which positions' logits a pass returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsMode {
+    /// The last position of each sequence.
+    Last,
+    /// Every position of the pass.
+    All,
+    /// The last `k` positions of each sequence (all of a shorter one): log-likelihood scoring
+    /// of continuations without the LM head over the whole context.
+    Tail(usize),
+}
+
+impl LogitsMode {
+    /// Positions of a sequence of `len` tokens in the pass whose logits come back.
+    fn rows(self, len: usize) -> usize {
+        match self {
+            LogitsMode::All => len,
+            LogitsMode::Last => 1,
+            LogitsMode::Tail(k) => k.clamp(1, len),
+        }
+    }
+}
+
+/// One sequence's state: its KV cache.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    cache: KvCache,
+}
+
+impl Sequence {
+    /// Tokens in the cache.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+}
+
+/// A model with its probe.
+pub struct Engine {
+    /// The model.
+    pub model: Model,
+    probe: bool,
+    records: Vec<EngineRecord>,
+    passes: u64,
+}
+
+impl Engine {
+    /// Wraps a model; `probe` switches the instrumentation on.
+    pub fn new(model: Model, probe: bool) -> Self {
+        Engine {
+            model,
+            probe,
+            records: Vec::new(),
+            passes: 0,
+        }
+    }
+
+    /// Whether the probe is on.
+    pub fn probe_enabled(&self) -> bool {
+        self.probe
+    }
+
+    /// Switches the probe on or off for the following passes.
+    pub fn set_probe(&mut self, on: bool) {
+        self.probe = on;
+    }
+
+    /// A fresh sequence.
+    pub fn new_sequence(&self) -> Sequence {
+        Sequence {
+            cache: KvCache::new(self.model.desc.num_layers()),
+        }
+    }
+
+    /// The probe's records so far, emptied.
+    pub fn take_records(&mut self) -> Vec<EngineRecord> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// The last record (with the probe on).
+    pub fn last_record(&self) -> Option<&EngineRecord> {
+        self.records.last()
+    }
+
+    /// One forward pass: `tokens[i]` are appended to `seqs[i]`. Returns each sequence's logits
+    /// `[1 or n_i, V]` in f32.
+    pub fn forward(
+        &mut self,
+        seqs: &mut [&mut Sequence],
+        tokens: &[Vec<u32>],
+        mode: LogitsMode,
+    ) -> Result<Vec<Tensor>> {
+        if seqs.len() != tokens.len() || tokens.is_empty() || tokens.iter().any(Vec::is_empty) {
+            return Err(Error::Invalid(
+                "a pass needs at least one token for every sequence".into(),
+            ));
+        }
+        let m = &self.model;
+        let v = m.desc.vocab_size;
+        if let Some(bad) = tokens.iter().flatten().find(|&&t| t as usize >= v) {
+            return Err(Error::Invalid(format!(
+                "token id {bad} is outside the vocabulary (size {v})"
+            )));
+        }
+        let start = Instant::now();
+        let mut probe = PassProbe::start(self.probe, &m.device)?;
+        let mut spans = Vec::with_capacity(seqs.len());
+        let mut positions = Vec::new();
+        let mut flat = Vec::new();
+        for (s, t) in seqs.iter().zip(tokens) {
+            let cached = s.len();
+            spans.push(SeqSpan {
+                offset: flat.len(),
+                len: t.len(),
+                cached,
+            });
+            positions.extend(cached..cached + t.len());
+            flat.extend_from_slice(t);
+        }
+        let n_tok = flat.len();
+        let x = m.embed(&Tensor::from_vec(flat, n_tok, &m.device)?)?;
+        let pass = PassContext {
+            spans: &spans,
+            rope: m.rope(),
+            cos_sin: m.rope().tables(&positions, m.dtype, &m.device)?,
+            masks: pass_masks(&spans, m.desc.sliding_window, m.dtype, &m.device)?,
+            window: m.desc.sliding_window,
+        };
+        probe.embedded()?;
+        let mut caches: Vec<&mut KvCache> = seqs.iter_mut().map(|s| &mut s.cache).collect();
+        let x = m.layers(x, &pass, &mut caches, &mut probe)?;
+        for c in caches.iter_mut() {
+            c.commit();
+        }
+        probe.head()?;
+        let rows: Vec<u32> = spans
+            .iter()
+            .flat_map(|s| {
+                let end = s.offset + s.len;
+                (end - mode.rows(s.len)..end).map(|r| r as u32)
+            })
+            .collect();
+        let sel = if rows.len() == n_tok {
+            x
+        } else {
+            let r = Tensor::from_vec(rows.clone(), rows.len(), &m.device)?;
+            x.index_select(&r, 0)?
+        };
+        let logits = m.head(&sel)?;
+        let mut out = Vec::with_capacity(spans.len());
+        let mut row = 0;
+        for s in &spans {
+            let n = mode.rows(s.len);
+            out.push(logits.narrow(0, row, n)?);
+            row += n;
+        }
+        if let Some((timing, routing)) = probe.finish(&m.device)? {
+            let latency_s = start.elapsed().as_secs_f64();
+            self.passes += 1;
+            let record = self.record(&spans, rows.len() as u64, latency_s, timing, routing);
+            self.records.push(record);
+        }
+        Ok(out)
+    }
+
+    fn record(
+        &self,
+        spans: &[SeqSpan],
+        logits_positions: u64,
+        latency_s: f64,
+        timing: PassTiming,
+        routing: BTreeMap<usize, LayerRouting>,
+    ) -> EngineRecord {
+        let decode = spans.iter().all(|s| s.len == 1 && s.cached > 0);
+        let mut experts = BTreeMap::new();
+        for (l, r) in &routing {
+            let mut ids: Vec<u32> = r.ids.iter().flatten().copied().collect();
+            ids.sort_unstable();
+            ids.dedup();
+            experts.insert(l.to_string(), LayerExperts::Ids(ids));
+        }
+        EngineRecord {
+            pass: PassRecord {
+                pass: Some(self.passes),
+                phase: if decode {
+                    Phase::Decode
+                } else {
+                    Phase::Prefill
+                },
+                latency_s,
+                cached_tokens: spans.iter().map(|s| s.cached as u64).collect(),
+                new_tokens: spans.iter().map(|s| s.len as u64).collect(),
+                logits_positions: Some(logits_positions),
+                experts,
+                kv_cache: Some(KvCacheKind::default_for(&self.model.desc)),
+            },
+            topk: routing
+                .into_iter()
+                .map(|(l, r)| (l.to_string(), r))
+                .collect(),
+            timing,
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The machine a run happens on: the [`hardware`] table (spec peaks, power, prices), [`detect`]ion
+//! of this host and GPU and their table rows, measured [`ceilings`] (bandwidth, matmul) with
+//! their per-machine cache, and moecap's folders ([`dirs`]).
+
+pub mod ceilings;
+pub mod detect;
+pub mod hardware;
