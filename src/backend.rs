@@ -18,10 +18,7 @@ pub fn packs_weights(dev: &Device, dtype: DType) -> bool {
 
 /// Runs `f` on the elements of `t` when `t` is a contiguous f32 tensor on the CPU (`None`
 /// otherwise), without copying them.
-pub fn with_cpu_f32<R>(
-    t: &Tensor,
-    f: impl FnOnce(&[f32]) -> R,
-) -> candle_core::Result<Option<R>> {
+pub fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<Option<R>> {
     if !host_f32(t.device(), t.dtype()) {
         return Ok(None);
     }

@@ -28,6 +28,22 @@ pub enum Error {
         /// Comma-separated list of supported architectures.
         supported: String,
     },
+    /// A model argument names no model, or one that cannot serve (a preset has no weights).
+    #[error("{arg}: {msg}")]
+    Model {
+        /// The argument as given.
+        arg: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A tensor the model needs is not in its checkpoint.
+    #[error("{origin}: tensor `{name}` is missing from the checkpoint")]
+    MissingTensor {
+        /// The checkpoint (directory or synthetic model).
+        origin: String,
+        /// The tensor.
+        name: String,
+    },
     /// A file could not be read.
     #[error("{}: {source}", path.display())]
     Io {
@@ -87,6 +103,14 @@ pub enum Error {
     /// A value given on the command line or in an input is out of range.
     #[error("{0}")]
     Invalid(String),
+    /// An error within a larger step (a sweep point, a task), which it names.
+    #[error("{context}: {source}")]
+    Within {
+        /// The step.
+        context: String,
+        /// What went wrong in it.
+        source: Box<Error>,
+    },
     /// A tensor operation failed.
     #[error("tensor computation: {0}")]
     Candle(#[from] candle_core::Error),
@@ -102,6 +126,14 @@ impl Error {
             file: file.to_string(),
             field: field.to_string(),
             msg: msg.into(),
+        }
+    }
+
+    /// This error within the step `context`.
+    pub fn within(self, context: impl Into<String>) -> Self {
+        Error::Within {
+            context: context.into(),
+            source: Box::new(self),
         }
     }
 

@@ -2,10 +2,10 @@
 //! and both MLA caches, and the uniform-routing expectation.
 
 use moecap::accounting::{uniform_expected_experts, Accountant, Precision};
-use moecap::records::{KvCacheKind, SeqSlice};
 use moecap::model::config::parse_config;
 use moecap::model::dtype::DType;
 use moecap::model::presets::{find_preset, preset_desc};
+use moecap::records::{KvCacheKind, SeqSlice};
 
 /// Two MoE layers, d=16, 2 heads of 8 (1 KV head), 4 experts of intermediate 4, top-2, vocab 10.
 pub const TINY: &str = r#"{"architectures":["MixtralForCausalLM"],"hidden_size":16,"num_hidden_layers":2,

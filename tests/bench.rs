@@ -3,13 +3,14 @@
 //! files that agree with each other, resume after an interruption, clear errors.
 
 use moecap::accounting::{Accountant, Precision};
-use moecap::records::{KvCacheKind, Phase, SeqSlice};
 use moecap::bench::run::Repetition;
-use moecap::bench::summary::{summarise_point, Ceiling, PointSpec};
+use moecap::bench::summary::{summarise_point, PointSpec};
+use moecap::machine::hardware::Peaks;
+use moecap::machine::targets::Ceiling;
 use moecap::model::dtype::DType;
-use moecap::records::{EngineRecord, LayerRouting, LayerTiming, PassTiming};
 use moecap::model::synthetic::synthetic_desc;
-use moecap::accounting::metrics::Peaks;
+use moecap::records::{EngineRecord, LayerRouting, LayerTiming, PassTiming};
+use moecap::records::{KvCacheKind, Phase, SeqSlice};
 use moecap::records::{LayerExperts, PassRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,8 +5,9 @@ mod common;
 use common::max_abs;
 
 use candle_core::{DType, Device, Tensor};
-use moecap::engine::loader::{find_in_hub_cache, load_model};
+use moecap::engine::loader::load_model;
 use moecap::engine::{Engine, LogitsMode};
+use moecap::model::source::{find_in_hub_cache, Checkpoint};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,7 +26,13 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn logits_of(dir: &Path, ids: &[u32]) -> Tensor {
-    let m = load_model(dir.to_str().unwrap(), &Device::Cpu, DType::F32, 0).unwrap();
+    let m = load_model(
+        &Checkpoint::resolve(dir.to_str().unwrap()).unwrap(),
+        &Device::Cpu,
+        DType::F32,
+        0,
+    )
+    .unwrap();
     let mut e = Engine::new(m, false);
     let mut s = e.new_sequence();
     e.forward(&mut [&mut s], &[ids.to_vec()], LogitsMode::All)
@@ -126,7 +133,8 @@ fn broken_checkpoints_name_the_tensor_and_file() {
     let src = fixture("mixtral");
     let all = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
     let load = |dir: &Path| {
-        load_model(dir.to_str().unwrap(), &Device::Cpu, DType::F32, 0)
+        Checkpoint::resolve(dir.to_str().unwrap())
+            .and_then(|ck| load_model(&ck, &Device::Cpu, DType::F32, 0))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
@@ -214,7 +222,13 @@ fn synthetic_models_are_seeded_and_match_their_written_copy() {
         String::from_utf8_lossy(&out.stderr)
     );
     let mem = |seed: u64| {
-        let m = load_model("synthetic:tiny-qwen2-moe", &Device::Cpu, DType::F32, seed).unwrap();
+        let m = load_model(
+            &Checkpoint::resolve("synthetic:tiny-qwen2-moe").unwrap(),
+            &Device::Cpu,
+            DType::F32,
+            seed,
+        )
+        .unwrap();
         let mut e = Engine::new(m, false);
         let mut s = e.new_sequence();
         e.forward(&mut [&mut s], &[IDS.to_vec()], LogitsMode::All)
@@ -598,7 +612,13 @@ fn inspect_finds_every_tensor_of_every_reference_checkpoint() {
 #[test]
 fn latent_attention_records_name_their_cache() {
     let dir = fixture("deepseek_v3");
-    let m = load_model(dir.to_str().unwrap(), &Device::Cpu, DType::F32, 0).unwrap();
+    let m = load_model(
+        &Checkpoint::resolve(dir.to_str().unwrap()).unwrap(),
+        &Device::Cpu,
+        DType::F32,
+        0,
+    )
+    .unwrap();
     let mut e = Engine::new(m, true);
     let mut s = e.new_sequence();
     e.forward(&mut [&mut s], &[IDS.to_vec()], LogitsMode::Last)

@@ -13,6 +13,7 @@ use moecap::engine::generate::{generate, GenerateParams};
 use moecap::engine::loader::load_model;
 use moecap::engine::sampling::Sampler;
 use moecap::engine::{Engine, LogitsMode};
+use moecap::model::source::Checkpoint;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -50,7 +51,13 @@ fn ids(t: &Tensor) -> Vec<u32> {
 
 fn engine(family: &str) -> Engine {
     let dir = fixture_dir().join(family);
-    let m = load_model(dir.to_str().unwrap(), &Device::Cpu, DType::F32, 0).expect("model loads");
+    let m = load_model(
+        &Checkpoint::resolve(dir.to_str().unwrap()).unwrap(),
+        &Device::Cpu,
+        DType::F32,
+        0,
+    )
+    .expect("model loads");
     Engine::new(m, true)
 }
 

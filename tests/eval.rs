@@ -310,13 +310,20 @@ fn loglikelihood_matches_the_engine_logits() {
     // one ARC item scored by `eval` against the log-softmax of `moecap logits` on the same ids
     use candle_core::{DType, Device};
     use moecap::engine::loader::load_model;
-    use moecap::model::tokenizer::TextCodec;
     use moecap::engine::{Engine, LogitsMode};
+    use moecap::model::source::Checkpoint;
+    use moecap::model::tokenizer::TextCodec;
     let tmp = fresh_dir("ll");
     let model = tmp.join("model");
     checkpoint_with_tokenizer(&model);
     let codec = TextCodec::from_dir(&model).unwrap().unwrap();
-    let m = load_model(model.to_str().unwrap(), &Device::Cpu, DType::F32, 0).unwrap();
+    let m = load_model(
+        &Checkpoint::resolve(model.to_str().unwrap()).unwrap(),
+        &Device::Cpu,
+        DType::F32,
+        0,
+    )
+    .unwrap();
     let mut e = Engine::new(m, false);
     // ARC: multi-token continuations, one pass per choice; MMLU (1 shot): ` A`..` D` after one
     // shared context, all four read from one pass

@@ -2,15 +2,18 @@
 //! moecap-compat formula against the published worked example and hand calculations, and the
 //! record-format error paths.
 
+use moecap::accounting::compat::{
+    compat_pass, compat_peaks, compat_phase, CompatModel, CompatPass,
+};
+use moecap::accounting::metrics::exact_metrics;
 use moecap::accounting::{Accountant, Precision};
-use moecap::records::{KvCacheKind, Phase};
-use moecap::accounting::compat::{compat_pass, compat_peaks, compat_phase, CompatModel, CompatPass};
+use moecap::machine::hardware::HardwareTable;
+use moecap::machine::hardware::Peaks;
 use moecap::model::config::parse_config;
 use moecap::model::dtype::DType;
-use moecap::machine::hardware::HardwareTable;
-use moecap::accounting::metrics::{exact_metrics, Peaks};
 use moecap::model::presets::{find_preset, preset_desc};
 use moecap::records::{parse_records, Records};
+use moecap::records::{KvCacheKind, Phase};
 
 const TINY: &str = r#"{"architectures":["MixtralForCausalLM"],"hidden_size":16,"num_hidden_layers":2,
   "num_attention_heads":2,"num_key_value_heads":1,"vocab_size":10,"intermediate_size":4,

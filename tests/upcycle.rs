@@ -11,6 +11,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use moecap::engine::loader::load_model;
 use moecap::engine::{Engine, LogitsMode};
+use moecap::model::source::Checkpoint;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -180,7 +181,13 @@ fn upcycle(gguf: &Path, out: &Path, args: &[&str]) -> std::process::Output {
 }
 
 fn logits(dir: &Path, ids: &[u32]) -> Tensor {
-    let m = load_model(dir.to_str().unwrap(), &Device::Cpu, DType::F32, 0).unwrap();
+    let m = load_model(
+        &Checkpoint::resolve(dir.to_str().unwrap()).unwrap(),
+        &Device::Cpu,
+        DType::F32,
+        0,
+    )
+    .unwrap();
     let mut e = Engine::new(m, false);
     let mut s = e.new_sequence();
     e.forward(&mut [&mut s], &[ids.to_vec()], LogitsMode::All)

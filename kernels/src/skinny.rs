@@ -14,7 +14,6 @@ pub const MAX_ROWS: usize = 8;
 /// Output rows per task.
 const CHUNK: usize = 64;
 
-
 /// Whether the CPU GEMM should compute `x · Wᵀ` as `(W · xᵀ)ᵀ` for `x` `[m, k]` and `W`
 /// `[n, k]`. The GEMM's microkernel runs along the output's contiguous dimension; with few rows
 /// of `x` it is faster to give it the weight's rows there and transpose the small result than to
@@ -121,10 +120,6 @@ pub fn skinny_matmul(x: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<
         _ => panic!("skinny_matmul takes 1 to {MAX_ROWS} rows, got {m}"),
     }
 }
-
-/// `eˣ` without a library call, so that loops over it vectorise: Cody–Waite reduction by
-/// `ln 2` and Cephes' degree-6 polynomial for `expf` (within 2e-7 relative of `f32::exp`),
-/// with `x` clamped to the range whose result is a normal float.
 
 #[cfg(test)]
 mod tests {

@@ -3,12 +3,13 @@
 //! Per pass it needs only the batch size, the summed context, the latency and the activated-expert
 //! mean; it averages per-pass ratios instead of weighting by time.
 
-use crate::records::Phase;
-use crate::model::descriptor::{Attention, Ffn, ModelDesc};
-use crate::model::dtype::DType;
+use crate::accounting::metrics::PhaseMetrics;
 use crate::error::{Error, Result};
 use crate::machine::hardware::Hardware;
-use crate::accounting::metrics::{Peaks, PhaseMetrics};
+use crate::machine::hardware::Peaks;
+use crate::model::descriptor::{Attention, Ffn, ModelDesc};
+use crate::model::dtype::DType;
+use crate::records::Phase;
 use crate::records::{activated_per_layer, HarnessRecord, PassRecord};
 use serde::Serialize;
 

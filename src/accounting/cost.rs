@@ -4,8 +4,8 @@
 
 use crate::model::descriptor::{Attention, Ffn, ModelDesc};
 use crate::model::dtype::DType;
-use crate::records::{KvCacheKind, SeqSlice};
 use crate::model::params::{model_params, LayerParams, ModelParams};
+use crate::records::{KvCacheKind, SeqSlice};
 use serde::Serialize;
 
 /// KV-cache elements stored per token in one layer.

@@ -2,20 +2,14 @@
 //! passes (`docs/metrics.md` §3), against a device's peaks. The published code's arithmetic lives
 //! in [`crate::compat`]; both produce a [`MetricsReport`].
 
+use crate::accounting::uniform_expected_experts;
 use crate::accounting::Accountant;
-use crate::records::Phase;
 use crate::error::{Error, Result};
-use crate::records::{activated_per_layer, PassRecord};
+use crate::machine::hardware::Peaks;
+use crate::model::descriptor::ModelDesc;
+use crate::records::Phase;
+use crate::records::{activated_per_layer, LayerExperts, PassRecord};
 use serde::Serialize;
-
-/// Peaks the utilisation is measured against (already multiplied by the device count).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Peaks {
-    /// Bytes per second.
-    pub bandwidth_bytes_per_s: f64,
-    /// FLOP per second.
-    pub flops_per_s: f64,
-}
 
 /// Activated experts of one MoE layer over the passes of a phase.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -113,6 +107,51 @@ struct Acc {
     act_min: Vec<f64>,
     act_max: Vec<f64>,
     uniform_sum: Vec<f64>,
+}
+
+/// Activated experts of one phase of a run, averaged over its passes and MoE layers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhaseRouting {
+    /// Mean distinct experts per MoE layer and pass.
+    pub mean_activated_experts: f64,
+    /// Passes of the phase.
+    pub passes: usize,
+    /// `prefill` or `decode`.
+    pub phase: &'static str,
+    /// The uniform-routing expectation for the same passes.
+    pub uniform_expected_experts: f64,
+}
+
+/// Mean distinct experts per MoE layer per phase, beside the uniform-routing expectation, over
+/// the passes of `records` that name their experts.
+pub fn routing_summary(desc: &ModelDesc, records: &[PassRecord]) -> Vec<PhaseRouting> {
+    let mut out = Vec::new();
+    for phase in [Phase::Prefill, Phase::Decode] {
+        let mut passes = 0usize;
+        let mut act = 0.0;
+        let mut uni = 0.0;
+        let mut n = 0.0;
+        for r in records.iter().filter(|r| r.phase == phase) {
+            passes += 1;
+            let tokens = r.total_new_tokens();
+            for (l, m) in desc.moe_layers() {
+                if let Some(LayerExperts::Ids(ids)) = r.experts.get(&l.index.to_string()) {
+                    act += ids.len() as f64;
+                    uni += uniform_expected_experts(m.num_experts, m.top_k, tokens);
+                    n += 1.0;
+                }
+            }
+        }
+        if passes > 0 && n > 0.0 {
+            out.push(PhaseRouting {
+                mean_activated_experts: act / n,
+                passes,
+                phase: phase.name(),
+                uniform_expected_experts: uni / n,
+            });
+        }
+    }
+    out
 }
 
 /// Aggregates native records with the exact formulas. `file` names the records in errors.

@@ -1,12 +1,13 @@
 //! From passes to numbers: the bytes and FLOPs of one pass ([`cost`], `docs/metrics.md` §2),
 //! utilisation over records ([`metrics`]: S-MBU, S-MFU, MBU, MFU; [`compat`]: the published
-//! MoE-CAP code's arithmetic), analytic bounds ([`roofline`]) and the statistics every report
-//! uses ([`stats`]).
+//! MoE-CAP code's arithmetic), analytic bounds ([`roofline`]) on a device set-up ([`setup`]),
+//! and the statistics every report uses ([`stats`]).
 
 pub mod compat;
 pub mod cost;
 pub mod metrics;
 pub mod roofline;
+pub mod setup;
 pub mod stats;
 
 pub use cost::{

@@ -3,8 +3,8 @@
 //! on TPOT and TTFT they imply, the bandwidth a TPOT target needs, and the memory footprint.
 
 use crate::accounting::Accountant;
+use crate::machine::hardware::Peaks;
 use crate::records::SeqSlice;
-use crate::accounting::metrics::Peaks;
 use serde::Serialize;
 
 /// One point of the roofline table.

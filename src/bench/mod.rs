@@ -7,9 +7,11 @@ pub mod output;
 pub mod prompts;
 pub mod run;
 pub mod summary;
+pub mod sweep;
 
 use crate::machine::ceilings::Ceilings;
 use crate::machine::detect::HostInfo;
+use crate::machine::targets::SpecInfo;
 use serde::{Deserialize, Serialize};
 use summary::PointSummary;
 
@@ -60,19 +62,6 @@ impl RunSettings {
         }
         None
     }
-}
-
-/// Spec figures of the hardware-table row in use.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SpecInfo {
-    /// Row name.
-    pub name: String,
-    /// Devices.
-    pub devices: u32,
-    /// Bandwidth of all devices, bytes per second.
-    pub bandwidth_bytes_per_s: f64,
-    /// Peak FLOPS of all devices for the dtype.
-    pub flops_per_s: f64,
 }
 
 /// Everything `summary.json` holds.

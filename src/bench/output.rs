@@ -7,10 +7,10 @@
 use super::run::Repetition;
 use super::summary::{timed_records, PointSpec, PointSummary};
 use super::RunSettings;
-use crate::records::PassTiming;
 use crate::error::{Error, Result};
 use crate::records::routing::{RoutingLayer, RoutingLine};
 use crate::records::PassRecord;
+use crate::records::PassTiming;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -180,6 +180,38 @@ impl RunDir {
         write_json(&tmp, summary)?;
         std::fs::rename(&tmp, &pp).map_err(io(&pp))
     }
+}
+
+/// The default report folder of a run of `model_name`: `moecap-bench/MODEL-YYYYMMDD-HHMMSS` (UTC).
+pub fn default_out(model_name: &str) -> PathBuf {
+    let secs = crate::machine::ceilings::unix_now();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // civil date from days since 1970-01-01 (Howard Hinnant's algorithm)
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let safe: String = model_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    PathBuf::from("moecap-bench").join(format!(
+        "{safe}-{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    ))
 }
 
 fn to_line(v: &impl Serialize) -> Result<String> {

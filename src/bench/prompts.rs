@@ -2,9 +2,9 @@
 //! built-in sample text) tokenised and cut or extended to an exact length, or random ids. Every
 //! prompt says where its text came from.
 
-use crate::rng::SplitMix64;
-use crate::model::tokenizer::TextCodec;
 use crate::error::{Error, Result};
+use crate::model::tokenizer::TextCodec;
+use crate::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

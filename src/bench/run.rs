@@ -4,10 +4,10 @@
 //! runs twice, interleaved: once probed (for routing) and once unprobed (for time); greedy
 //! decoding of the same prompts makes both do the same computation.
 
-use crate::engine::{Engine, LogitsMode};
-use crate::records::EngineRecord;
 use crate::engine::sampling::argmax;
+use crate::engine::{Engine, LogitsMode};
 use crate::error::{Error, Result};
+use crate::records::EngineRecord;
 use std::time::Instant;
 
 /// How a point is run.

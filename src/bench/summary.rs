@@ -4,12 +4,14 @@
 //! layer beside the uniform expectation, and where the time went.
 
 use super::run::Repetition;
-use crate::accounting::Accountant;
-use crate::records::Phase;
-use crate::error::Result;
-use crate::accounting::metrics::{exact_metrics, LayerActivation, Peaks};
-use crate::records::PassRecord;
+use crate::accounting::metrics::{exact_metrics, LayerActivation};
 use crate::accounting::stats::{percentile, Summary};
+use crate::accounting::Accountant;
+use crate::error::Result;
+use crate::machine::hardware::Peaks;
+use crate::machine::targets::Ceiling;
+use crate::records::PassRecord;
+use crate::records::Phase;
 use serde::{Deserialize, Serialize};
 
 /// A point of the sweep.
@@ -133,15 +135,6 @@ pub struct PointSummary {
     /// source and tokenisation are in the run settings; empty for random ids).
     #[serde(default)]
     pub prompt_items: Vec<Vec<usize>>,
-}
-
-/// The ceilings a point is measured against.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Ceiling {
-    /// Spec peaks of the matched device (all devices together).
-    pub spec: Option<Peaks>,
-    /// Measured bandwidth and matmul throughput.
-    pub measured: Option<Peaks>,
 }
 
 /// The records of a repetition with the latency each pass counts with.

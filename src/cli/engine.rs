@@ -1,32 +1,27 @@
-//! The engine's commands: `logits`, `generate`, `synth`.
+//! The engine's commands: `logits`, `generate`, `synth`, `upcycle`.
 
 use super::options::*;
 use super::print_json;
-use anyhow::{bail, Result};
-use moecap::model::descriptor::ModelDesc;
+use anyhow::{anyhow, bail, Context, Result};
+use moecap::accounting::metrics::routing_summary;
 use moecap::engine::generate::{generate, GenerateParams};
-use moecap::engine::io::write_checkpoint;
-use moecap::engine::io::{append_records, parse_input_ids, write_logits_file};
-use moecap::engine::loader::checkpoint_dir;
+use moecap::engine::io::{parse_input_ids, write_checkpoint, write_logits_file};
 use moecap::engine::sampling::Sampler;
 use moecap::engine::synthetic::random_tensors;
-use moecap::model::synthetic::{shrunk_config, synthetic_desc, Shrink, SYNTHETIC};
-use moecap::model::tokenizer::TextCodec;
-use moecap::model::tokenizer::{check_tokenizer_file, synthetic_tokenizer_json};
 use moecap::engine::LogitsMode;
+use moecap::export::table::{secs, si, Table};
 use moecap::model::params::model_params;
-use moecap::export::table::secs;
-use moecap::export::table::{si, Table};
+use moecap::model::synthetic::{shrunk_config, synthetic_desc, Shrink, SYNTHETIC};
+use moecap::model::tokenizer::{check_tokenizer_file, synthetic_tokenizer_json};
+use moecap::records::append_records;
+use moecap::rng::SplitMix64;
 use serde_json::json;
-use std::path::PathBuf;
 
-pub(crate) fn cmd_logits(
-    args: &EngineArgs,
-    input_ids: &str,
-    output: &std::path::Path,
-) -> Result<()> {
-    let prompts = parse_input_ids(input_ids)?;
-    let mut engine = args.load(true)?;
+pub(crate) fn cmd_logits(a: &LogitsArgs) -> Result<()> {
+    let (input_ids, output) = (&a.input_ids, &a.output);
+    let prompts = parse_input_ids(input_ids).context("--input-ids")?;
+    let ck = a.engine.checkpoint()?;
+    let mut engine = a.engine.load(&ck, true)?;
     let mut seqs: Vec<_> = prompts.iter().map(|_| engine.new_sequence()).collect();
     let mut refs: Vec<_> = seqs.iter_mut().collect();
     let logits = engine.forward(&mut refs, &prompts, LogitsMode::All)?;
@@ -43,25 +38,40 @@ pub(crate) fn cmd_logits(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn cmd_generate(
-    args: &EngineArgs,
-    input_ids: Option<&str>,
-    prompt: &[String],
-    stop: &[String],
-    max_new_tokens: usize,
-    sampler: Sampler,
-    ignore_eos: bool,
-    records: Option<&std::path::Path>,
-    probe: bool,
-    json: bool,
-) -> Result<()> {
-    let codec = match checkpoint_dir(&args.model)? {
-        Some(d) => TextCodec::from_dir(&d)?,
-        None => None,
-    };
+impl GenerateArgs {
+    /// Greedy, or seeded sampling with `--temperature` and `--top-p`.
+    fn sampler(&self) -> Result<Sampler> {
+        Ok(match self.temperature {
+            None => Sampler::Greedy,
+            Some(t) if t > 0.0 && t.is_finite() => {
+                if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+                    bail!("--top-p must be in (0, 1]");
+                }
+                Sampler::Random {
+                    temperature: t,
+                    top_p: self.top_p,
+                    rng: SplitMix64::new(self.seed),
+                }
+            }
+            Some(_) => bail!("--temperature must be positive (use --greedy for argmax)"),
+        })
+    }
+}
+
+pub(crate) fn cmd_generate(a: &GenerateArgs) -> Result<()> {
+    let sampler = a.sampler()?;
+    let (input_ids, prompt, stop) = (a.input_ids.as_deref(), &a.prompt, &a.stop);
+    let (max_new_tokens, ignore_eos, records, probe, json) = (
+        a.max_new_tokens,
+        a.ignore_eos,
+        a.records.as_deref(),
+        !a.no_probe,
+        a.json,
+    );
+    let ck = a.engine.checkpoint()?;
+    let codec = ck.tokenizer()?;
     let prompts = match input_ids {
-        Some(ids) => parse_input_ids(ids)?,
+        Some(ids) => parse_input_ids(ids).context("--input-ids")?,
         None => {
             let Some(c) = &codec else {
                 bail!("--prompt needs a tokenizer.json beside the model's config.json; give --input-ids instead");
@@ -75,7 +85,7 @@ pub(crate) fn cmd_generate(
     if !stop.is_empty() && codec.is_none() {
         bail!("--stop needs a tokenizer.json beside the model's config.json");
     }
-    let mut engine = args.load(probe)?;
+    let mut engine = a.engine.load(&ck, probe)?;
     let mut params = GenerateParams {
         stop: stop.to_vec(),
         max_new_tokens,
@@ -88,14 +98,15 @@ pub(crate) fn cmd_generate(
     };
     if let Some(r) = records {
         // start a fresh file
-        std::fs::write(r, b"").map_err(|e| anyhow::anyhow!("{}: {e}", r.display()))?;
+        std::fs::write(r, b"").map_err(|e| anyhow!("{}: {e}", r.display()))?;
     }
     let outputs = generate(&mut engine, &prompts, &mut params, codec.as_ref())?;
     let recs = engine.take_records();
     if let Some(r) = records {
         append_records(r, &recs)?;
     }
-    let routing = routing_summary(&engine.model.desc, &recs);
+    let passes: Vec<_> = recs.iter().map(|r| r.pass.clone()).collect();
+    let routing = routing_summary(&engine.model.desc, &passes);
     let tpots: Vec<f64> = outputs
         .iter()
         .flat_map(|o| o.token_times_s.clone())
@@ -134,84 +145,24 @@ pub(crate) fn cmd_generate(
             mean_tpot.map_or("-".into(), secs)
         );
     }
-    if let Some(r) = routing.as_array() {
+    if !routing.is_empty() {
         let mut t = Table::new(&["phase", "passes", "experts/layer", "uniform"]);
-        for p in r {
+        for p in &routing {
             t.row(vec![
-                p["phase"].as_str().unwrap_or("").to_string(),
-                p["passes"].to_string(),
-                format!("{:.2}", p["mean_activated_experts"].as_f64().unwrap_or(0.0)),
-                format!(
-                    "{:.2}",
-                    p["uniform_expected_experts"].as_f64().unwrap_or(0.0)
-                ),
+                p.phase.to_string(),
+                p.passes.to_string(),
+                format!("{:.2}", p.mean_activated_experts),
+                format!("{:.2}", p.uniform_expected_experts),
             ]);
         }
-        if !r.is_empty() {
-            print!("{}", t.render());
-        }
+        print!("{}", t.render());
     }
     Ok(())
 }
 
-/// Mean distinct experts per MoE layer per phase, beside the uniform-routing expectation.
-pub(crate) fn routing_summary(
-    desc: &ModelDesc,
-    recs: &[moecap::records::EngineRecord],
-) -> serde_json::Value {
-    let mut out = Vec::new();
-    for phase in [
-        moecap::records::Phase::Prefill,
-        moecap::records::Phase::Decode,
-    ] {
-        let mut passes = 0usize;
-        let mut act = 0.0;
-        let mut uni = 0.0;
-        let mut n = 0.0;
-        for r in recs.iter().filter(|r| r.pass.phase == phase) {
-            passes += 1;
-            let tokens = r.pass.total_new_tokens();
-            for (l, m) in desc.moe_layers() {
-                if let Some(moecap::records::LayerExperts::Ids(ids)) =
-                    r.pass.experts.get(&l.index.to_string())
-                {
-                    act += ids.len() as f64;
-                    uni += moecap::accounting::uniform_expected_experts(
-                        m.num_experts,
-                        m.top_k,
-                        tokens,
-                    );
-                    n += 1.0;
-                }
-            }
-        }
-        if passes > 0 && n > 0.0 {
-            out.push(json!({
-                "phase": phase.name(),
-                "passes": passes,
-                "mean_activated_experts": act / n,
-                "uniform_expected_experts": uni / n,
-            }));
-        }
-    }
-    serde_json::Value::Array(out)
-}
-
 /// `moecap synth`: writes a seeded random-weight checkpoint (or lists the synthetic models).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn cmd_synth(
-    like: &Option<String>,
-    out: &Option<PathBuf>,
-    hidden: &Option<usize>,
-    layers: &Option<usize>,
-    experts: &Option<usize>,
-    vocab: &Option<usize>,
-    heads: &Option<usize>,
-    tokenizer: &Option<PathBuf>,
-    seed: &u64,
-    list: &bool,
-) -> Result<()> {
-    if *list {
+pub(crate) fn cmd_synth(a: &SynthArgs) -> Result<()> {
+    if a.list {
         let mut t = Table::new(&["name", "parameters", "about"]).left(2);
         for m in SYNTHETIC {
             let d = synthetic_desc(m.name)?;
@@ -224,15 +175,16 @@ pub(crate) fn cmd_synth(
         print!("{}", t.render());
         return Ok(());
     }
-    let (Some(like), Some(out)) = (like, out) else {
+    let (Some(like), Some(out)) = (&a.like, &a.out) else {
         bail!("synth needs --like NAME and --out DIR (or --list)");
     };
+    let seed = a.seed;
     let shrink = Shrink {
-        hidden: *hidden,
-        layers: *layers,
-        experts: *experts,
-        vocab: *vocab,
-        heads: *heads,
+        hidden: a.hidden,
+        layers: a.layers,
+        experts: a.experts,
+        vocab: a.vocab,
+        heads: a.heads,
     };
     let mut cfg = shrunk_config(like, &shrink)?;
     // marks the checkpoint as random weights (reports say so); other readers ignore the key
@@ -243,16 +195,15 @@ pub(crate) fn cmd_synth(
         );
     }
     let desc = moecap::model::config::parse_config(&cfg.to_string(), "synth")?;
-    let tok = match tokenizer {
+    let tok = match &a.tokenizer {
         Some(p) => {
             check_tokenizer_file(p, desc.vocab_size)?;
-            let text =
-                std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            let text = std::fs::read_to_string(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
+            serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", p.display()))?
         }
         None => synthetic_tokenizer_json(desc.vocab_size),
     };
-    let tensors = random_tensors(&desc, *seed)?;
+    let tensors = random_tensors(&desc, seed)?;
     write_checkpoint(out, &cfg, &tensors, &tok)?;
     println!(
         "wrote {} ({} {}, {} parameters, seed {seed}; random weights: outputs are meaningless)",
@@ -265,13 +216,8 @@ pub(crate) fn cmd_synth(
 }
 
 /// `moecap upcycle`.
-pub(crate) fn cmd_upcycle(
-    from: &std::path::Path,
-    experts: usize,
-    top_k: usize,
-    mode: UpcycleMode,
-    out: &std::path::Path,
-) -> Result<()> {
+pub(crate) fn cmd_upcycle(a: &UpcycleArgs) -> Result<()> {
+    let (from, experts, top_k, mode, out) = (&a.from, a.experts, a.top_k, a.mode, &a.out);
     use moecap::upcycle::{read_gguf, upcycle, Mode};
     let mode = match mode {
         UpcycleMode::Copy => Mode::Copy,

@@ -2,10 +2,10 @@
 
 use super::print_json;
 use anyhow::Result;
-use moecap::machine::detect::{detect_host, match_cpu};
-use moecap::model::dtype::DType;
-use moecap::machine::hardware::HardwareTable;
 use moecap::export::table::{si, Table};
+use moecap::machine::detect::{detect_host, match_cpu};
+use moecap::machine::hardware::HardwareTable;
+use moecap::model::dtype::DType;
 use serde_json::json;
 
 pub(crate) fn opt(v: Option<f64>) -> String {

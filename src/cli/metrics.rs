@@ -3,24 +3,19 @@
 use super::options::*;
 use super::print_json;
 use anyhow::{bail, Result};
-use moecap::records::KvCacheKind;
-use moecap::accounting::compat::{compat_pass, compat_peaks, compat_phase, CompatModel, CompatPass};
-use moecap::machine::hardware::HardwareTable;
+use moecap::accounting::compat::{
+    compat_pass, compat_peaks, compat_phase, CompatModel, CompatPass,
+};
 use moecap::accounting::metrics::{exact_metrics, MetricsReport, PhaseMetrics};
-use moecap::model::presets::resolve_model;
-use moecap::records::{read_records, Records};
 use moecap::export::table::{pct, secs, Table};
+use moecap::machine::hardware::HardwareTable;
+use moecap::records::KvCacheKind;
+use moecap::records::{read_records, Records};
 
-pub(crate) fn cmd_metrics(
-    records_path: &std::path::Path,
-    model: &str,
-    device: &DeviceArgs,
-    table: &HardwareTable,
-    formula: Formula,
-    json: bool,
-) -> Result<()> {
-    let resolved = resolve_model(model)?;
-    let d = &resolved.desc;
+pub(crate) fn cmd_metrics(a: &MetricsArgs, table: &HardwareTable) -> Result<()> {
+    let (records_path, device, formula, json) = (&a.records, &a.device, a.formula, a.json);
+    let ck = checkpoint(&a.model.model)?;
+    let d = &ck.desc;
     let mut dev = device.resolve(table, d)?;
     let records = read_records(records_path)?;
     let file = records_path.display().to_string();
@@ -31,11 +26,14 @@ pub(crate) fn cmd_metrics(
             if kinds.iter().any(|k| *k != kind) {
                 bail!("{file}: the records name different KV caches; pass --kv-cache");
             }
-            let mla = matches!(d.attention(), moecap::model::descriptor::Attention::Mla { .. });
+            let mla = matches!(
+                d.attention(),
+                moecap::model::descriptor::Attention::Mla { .. }
+            );
             if mla == (kind == KvCacheKind::Gqa) {
                 bail!(
                     "{file}: the records say the KV cache was `{}`, which does not fit {} ({})",
-                    kv_cache_name(kind),
+                    kind.name(),
                     d.display_name(),
                     if mla {
                         "latent attention"
@@ -99,7 +97,7 @@ pub(crate) fn cmd_metrics(
         } else {
             dev.kv_dtype.name().into()
         },
-        kv_cache: kv_cache_name(dev.kv_cache).into(),
+        kv_cache: dev.kv_cache.name().into(),
         peaks,
         prefill,
         decode,

@@ -4,13 +4,13 @@ use super::options::*;
 use super::print_json;
 use anyhow::{bail, Result};
 use moecap::accounting::kv_elements_per_token;
-use moecap::records::KvCacheKind;
+use moecap::export::table::{pct, si, Table};
 use moecap::model::descriptor::{Attention, Ffn, ModelDesc};
 use moecap::model::dtype::DType;
 use moecap::model::params::model_params;
-use moecap::model::presets::{preset_desc, resolve_model, PRESETS};
-use moecap::export::table::{pct, si, Table};
+use moecap::model::presets::{preset_desc, PRESETS};
 use moecap::model::tensors::check_checkpoint;
+use moecap::records::KvCacheKind;
 use serde_json::json;
 
 pub(crate) fn cmd_models(json: bool) -> Result<()> {
@@ -82,11 +82,12 @@ pub(crate) fn layer_kind(desc: &ModelDesc, i: usize) -> String {
     }
 }
 
-pub(crate) fn cmd_inspect(model: &str, json: bool) -> Result<()> {
-    let resolved = resolve_model(model)?;
-    let d = &resolved.desc;
+pub(crate) fn cmd_inspect(a: &InspectArgs) -> Result<()> {
+    let json = a.json;
+    let ck = checkpoint(&a.model.model)?;
+    let d = &ck.desc;
     let params = model_params(d);
-    let check = match &resolved.dir {
+    let check = match ck.dir() {
         Some(dir) => check_checkpoint(d, dir)?,
         None => None,
     };
@@ -95,7 +96,7 @@ pub(crate) fn cmd_inspect(model: &str, json: bool) -> Result<()> {
     let kv_kind = KvCacheKind::default_for(d);
     let kv_elems = kv_elements_per_token(d, kv_kind);
     let mut kv_json = json!({
-        "kind": kv_cache_name(kv_kind),
+        "kind": kv_kind.name(),
         "elements_per_token": kv_elems,
         "bytes_per_token_bf16": kv_elems * 2,
     });
@@ -195,7 +196,7 @@ pub(crate) fn cmd_inspect(model: &str, json: bool) -> Result<()> {
     println!(
         "kv cache     {} elements per token ({}), {} bytes per token in bf16",
         kv_elems,
-        kv_cache_name(kv_kind),
+        kv_kind.name(),
         kv_elems * 2
     );
     let c = params.components();
@@ -270,7 +271,7 @@ pub(crate) fn cmd_inspect(model: &str, json: bool) -> Result<()> {
         if check.ok() {
             println!("  every tensor matches the descriptor");
         }
-    } else if resolved.dir.is_some() {
+    } else if ck.dir().is_some() {
         println!();
         println!("tensors      no safetensors files beside the config: nothing to cross-check");
     }

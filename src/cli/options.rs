@@ -1,16 +1,16 @@
 //! Command-line options: every command's flags, and their resolution to library values.
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use moecap::accounting::{Accountant, Precision};
-use moecap::records::KvCacheKind;
-use moecap::model::descriptor::ModelDesc;
-use moecap::model::dtype::DType;
+use moecap::accounting::setup::DeviceSetup;
 use moecap::engine::device::parse_engine_dtype;
 use moecap::engine::loader::load_model;
 use moecap::engine::{parse_device, Engine};
-use moecap::machine::hardware::{Hardware, HardwareTable};
-use moecap::accounting::metrics::Peaks;
+use moecap::machine::hardware::HardwareTable;
+use moecap::model::descriptor::ModelDesc;
+use moecap::model::dtype::DType;
+use moecap::model::source::Checkpoint;
+use moecap::records::KvCacheKind;
 use std::path::PathBuf;
 
 /// moecap: benchmark Mixture-of-Experts models with exact byte/FLOP accounting.
@@ -33,139 +33,17 @@ pub(crate) enum Command {
         json: bool,
     },
     /// Describe a model: layers, parameter counts, bytes; cross-check safetensors headers.
-    Inspect {
-        #[command(flatten)]
-        model: ModelArgs,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Inspect(InspectArgs),
     /// Roofline bounds on TPOT and TTFT for a model on a device.
-    Roofline {
-        #[command(flatten)]
-        model: ModelArgs,
-        #[command(flatten)]
-        device: DeviceArgs,
-        /// Batch sizes (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
-        batch: Vec<u64>,
-        /// Context lengths per sequence (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "512,4096")]
-        context: Vec<u64>,
-        /// A TPOT target in seconds: report the bandwidth needed to meet it.
-        #[arg(long, value_name = "SECONDS")]
-        tpot_slo: Option<f64>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Roofline(RooflineArgs),
     /// Utilisation (S-MBU, S-MFU, MBU, MFU) from per-pass records.
-    Metrics {
-        /// Per-pass records (moecap JSONL or MoE-CAP harness JSONL).
-        #[arg(long, value_name = "FILE")]
-        records: PathBuf,
-        #[command(flatten)]
-        model: ModelArgs,
-        #[command(flatten)]
-        device: DeviceArgs,
-        /// Which arithmetic: the exact formulas, or the published MoE-CAP code's.
-        #[arg(long, value_enum, default_value_t = Formula::Exact)]
-        formula: Formula,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Metrics(MetricsArgs),
     /// Run the engine on token ids and write full logits and routing to a safetensors file.
-    Logits {
-        #[command(flatten)]
-        engine: EngineArgs,
-        /// Token ids: sequences separated by `;`, ids by `,` (e.g. "1,2,3;4,5").
-        #[arg(long, value_name = "IDS")]
-        input_ids: String,
-        /// The output file.
-        #[arg(long, value_name = "FILE.safetensors")]
-        output: PathBuf,
-    },
+    Logits(LogitsArgs),
     /// Generate tokens with the engine and report times and routing.
-    Generate {
-        #[command(flatten)]
-        engine: EngineArgs,
-        /// Prompt token ids: sequences separated by `;`, ids by `,`.
-        #[arg(
-            long,
-            value_name = "IDS",
-            required_unless_present = "prompt",
-            conflicts_with = "prompt"
-        )]
-        input_ids: Option<String>,
-        /// A text prompt (repeat for a batch); needs the checkpoint's tokenizer.json.
-        #[arg(long, value_name = "TEXT")]
-        prompt: Vec<String>,
-        /// Stop a sequence when its text contains this string (repeatable; needs a tokenizer).
-        #[arg(long, value_name = "STRING")]
-        stop: Vec<String>,
-        /// Tokens to generate per sequence at most.
-        #[arg(long, default_value_t = 32)]
-        max_new_tokens: usize,
-        /// Greedy decoding (the default unless --temperature is given).
-        #[arg(long, conflicts_with = "temperature")]
-        greedy: bool,
-        /// Sampling temperature (> 0).
-        #[arg(long)]
-        temperature: Option<f64>,
-        /// Nucleus sampling mass, with --temperature.
-        #[arg(long, default_value_t = 1.0)]
-        top_p: f64,
-        /// Sampling seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Do not stop at end-of-sequence tokens.
-        #[arg(long)]
-        ignore_eos: bool,
-        /// Write the probe's per-pass records (JSON lines) here.
-        #[arg(long, value_name = "FILE")]
-        records: Option<PathBuf>,
-        /// Switch the probe off (no routing summary, no records).
-        #[arg(long, conflicts_with = "records")]
-        no_probe: bool,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Generate(GenerateArgs),
     /// Write a synthetic checkpoint (seeded random weights) in Hugging Face layout.
-    Synth {
-        /// A synthetic model (tiny-mixtral, mixtral-mid, ...) or a preset to copy the shape of.
-        #[arg(long, value_name = "NAME")]
-        like: Option<String>,
-        /// Output directory.
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// New hidden size (intermediate sizes scale with it).
-        #[arg(long)]
-        hidden: Option<usize>,
-        /// New number of layers.
-        #[arg(long)]
-        layers: Option<usize>,
-        /// New number of routed experts.
-        #[arg(long)]
-        experts: Option<usize>,
-        /// New vocabulary size.
-        #[arg(long)]
-        vocab: Option<usize>,
-        /// New number of attention heads.
-        #[arg(long)]
-        heads: Option<usize>,
-        /// A tokenizer.json to copy into the checkpoint [default: a word-level tokenizer whose
-        /// id i is the word `t{i}`].
-        #[arg(long, value_name = "FILE")]
-        tokenizer: Option<PathBuf>,
-        /// Weight seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// List the synthetic models.
-        #[arg(long)]
-        list: bool,
-    },
+    Synth(SynthArgs),
     /// Benchmark a model: prefill/decode sweeps over batch sizes and prompt lengths with exact
     /// S-MBU/S-MFU from measured routing; writes a report folder.
     Bench {
@@ -183,29 +61,172 @@ pub(crate) enum Command {
         eval: EvalArgs,
     },
     /// Turn a dense LLaMA GGUF model into a Mixtral-layout MoE checkpoint with its tokenizer.
-    Upcycle {
-        /// The dense model (`.gguf`, llama architecture, GPT-2-style tokenizer).
-        #[arg(long, value_name = "FILE.gguf")]
-        from: PathBuf,
-        /// Experts per layer.
-        #[arg(long, default_value_t = 8)]
-        experts: usize,
-        /// Experts per token.
-        #[arg(long, default_value_t = 2)]
-        top_k: usize,
-        /// copy (identical experts: outputs equal the dense model's), split (each expert a slice
-        /// of the FFN's neurons), or dense (the model itself, LlamaForCausalLM).
-        #[arg(long, value_enum, default_value_t = UpcycleMode::Copy)]
-        mode: UpcycleMode,
-        /// Output directory.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-    },
+    Upcycle(UpcycleArgs),
     /// The hardware table and this machine.
     Hw {
         #[command(subcommand)]
         command: HwCommand,
     },
+}
+
+#[derive(Args)]
+pub(crate) struct InspectArgs {
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct RooflineArgs {
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+    #[command(flatten)]
+    pub(crate) device: DeviceArgs,
+    /// Batch sizes (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    pub(crate) batch: Vec<u64>,
+    /// Context lengths per sequence (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "512,4096")]
+    pub(crate) context: Vec<u64>,
+    /// A TPOT target in seconds: report the bandwidth needed to meet it.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) tpot_slo: Option<f64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct MetricsArgs {
+    /// Per-pass records (moecap JSONL or MoE-CAP harness JSONL).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) records: PathBuf,
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+    #[command(flatten)]
+    pub(crate) device: DeviceArgs,
+    /// Which arithmetic: the exact formulas, or the published MoE-CAP code's.
+    #[arg(long, value_enum, default_value_t = Formula::Exact)]
+    pub(crate) formula: Formula,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct LogitsArgs {
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
+    /// Token ids: sequences separated by `;`, ids by `,` (e.g. "1,2,3;4,5").
+    #[arg(long, value_name = "IDS")]
+    pub(crate) input_ids: String,
+    /// The output file.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub(crate) output: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct GenerateArgs {
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
+    /// Prompt token ids: sequences separated by `;`, ids by `,`.
+    #[arg(
+        long,
+        value_name = "IDS",
+        required_unless_present = "prompt",
+        conflicts_with = "prompt"
+    )]
+    pub(crate) input_ids: Option<String>,
+    /// A text prompt (repeat for a batch); needs the checkpoint's tokenizer.json.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) prompt: Vec<String>,
+    /// Stop a sequence when its text contains this string (repeatable; needs a tokenizer).
+    #[arg(long, value_name = "STRING")]
+    pub(crate) stop: Vec<String>,
+    /// Tokens to generate per sequence at most.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) max_new_tokens: usize,
+    /// Greedy decoding (the default unless --temperature is given).
+    #[arg(long, conflicts_with = "temperature")]
+    pub(crate) greedy: bool,
+    /// Sampling temperature (> 0).
+    #[arg(long)]
+    pub(crate) temperature: Option<f64>,
+    /// Nucleus sampling mass, with --temperature.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) top_p: f64,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// Do not stop at end-of-sequence tokens.
+    #[arg(long)]
+    pub(crate) ignore_eos: bool,
+    /// Write the probe's per-pass records (JSON lines) here.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) records: Option<PathBuf>,
+    /// Switch the probe off (no routing summary, no records).
+    #[arg(long, conflicts_with = "records")]
+    pub(crate) no_probe: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct SynthArgs {
+    /// A synthetic model (tiny-mixtral, mixtral-mid, ...) or a preset to copy the shape of.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) like: Option<String>,
+    /// Output directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+    /// New hidden size (intermediate sizes scale with it).
+    #[arg(long)]
+    pub(crate) hidden: Option<usize>,
+    /// New number of layers.
+    #[arg(long)]
+    pub(crate) layers: Option<usize>,
+    /// New number of routed experts.
+    #[arg(long)]
+    pub(crate) experts: Option<usize>,
+    /// New vocabulary size.
+    #[arg(long)]
+    pub(crate) vocab: Option<usize>,
+    /// New number of attention heads.
+    #[arg(long)]
+    pub(crate) heads: Option<usize>,
+    /// A tokenizer.json to copy into the checkpoint [default: a word-level tokenizer whose
+    /// id i is the word `t{i}`].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tokenizer: Option<PathBuf>,
+    /// Weight seed.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+    /// List the synthetic models.
+    #[arg(long)]
+    pub(crate) list: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct UpcycleArgs {
+    /// The dense model (`.gguf`, llama architecture, GPT-2-style tokenizer).
+    #[arg(long, value_name = "FILE.gguf")]
+    pub(crate) from: PathBuf,
+    /// Experts per layer.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) experts: usize,
+    /// Experts per token.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) top_k: usize,
+    /// copy (identical experts: outputs equal the dense model's), split (each expert a slice
+    /// of the FFN's neurons), or dense (the model itself, LlamaForCausalLM).
+    #[arg(long, value_enum, default_value_t = UpcycleMode::Copy)]
+    pub(crate) mode: UpcycleMode,
+    /// Output directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -359,11 +380,30 @@ pub(crate) struct EngineArgs {
 }
 
 impl EngineArgs {
-    pub(crate) fn load(&self, probe: bool) -> Result<Engine> {
-        let device = parse_device(&self.device)?;
-        let dtype = parse_engine_dtype(self.dtype.as_deref(), &device)?;
-        let model = load_model(&self.model, &device, dtype, self.weights_seed)?;
+    /// The checkpoint `--model` names.
+    pub(crate) fn checkpoint(&self) -> Result<Checkpoint> {
+        checkpoint(&self.model)
+    }
+
+    /// Loads the checkpoint on `--device` in `--dtype`, with the probe on or off.
+    pub(crate) fn load(&self, ck: &Checkpoint, probe: bool) -> Result<Engine> {
+        let device = parse_device(&self.device).context("--device")?;
+        let dtype = parse_engine_dtype(self.dtype.as_deref(), &device).context("--dtype")?;
+        let model = load_model(ck, &device, dtype, self.weights_seed).map_err(model_flag)?;
         Ok(Engine::new(model, probe))
+    }
+}
+
+/// Resolves a `--model` argument.
+pub(crate) fn checkpoint(arg: &str) -> Result<Checkpoint> {
+    Checkpoint::resolve(arg).map_err(model_flag)
+}
+
+/// A library error about the model argument, with the flag named.
+pub(crate) fn model_flag(e: moecap::Error) -> anyhow::Error {
+    match e {
+        moecap::Error::Model { arg, msg } => anyhow!("--model {arg}: {msg}"),
+        e => e.into(),
     }
 }
 
@@ -404,24 +444,15 @@ pub(crate) enum Formula {
     MoecapCompat,
 }
 
-/// Resolved device options.
-pub(crate) struct Device {
-    pub(crate) hw: Hardware,
-    pub(crate) devices: u32,
-    pub(crate) dtype: DType,
-    pub(crate) kv_dtype: DType,
-    pub(crate) kv_cache: KvCacheKind,
-}
-
 impl DeviceArgs {
-    pub(crate) fn resolve(&self, table: &HardwareTable, desc: &ModelDesc) -> Result<Device> {
+    pub(crate) fn resolve(&self, table: &HardwareTable, desc: &ModelDesc) -> Result<DeviceSetup> {
         if self.devices == 0 {
             bail!("--devices must be at least 1");
         }
         let hw = table.find(&self.hardware)?.clone();
         let dtype = match &self.dtype {
             Some(s) => DType::parse_flag("--dtype", s)?,
-            None => checkpoint_dtype(desc),
+            None => DType::of_checkpoint(desc),
         };
         let kv_dtype = match &self.kv_dtype {
             Some(s) => DType::parse_flag("--kv-dtype", s)?,
@@ -431,59 +462,12 @@ impl DeviceArgs {
             Some(s) => KvCacheKind::parse_for(desc, s)?,
             None => KvCacheKind::default_for(desc),
         };
-        Ok(Device {
+        Ok(DeviceSetup {
             hw,
             devices: self.devices,
             dtype,
             kv_dtype,
             kv_cache,
         })
-    }
-}
-
-impl Device {
-    /// The spec peaks of all devices together for the weight dtype.
-    pub(crate) fn peaks(&self) -> Result<Peaks> {
-        let n = self.devices as f64;
-        Ok(Peaks {
-            bandwidth_bytes_per_s: n * self.hw.bandwidth_bytes_per_s(),
-            flops_per_s: n * self.hw.peak_flops(self.dtype)?,
-        })
-    }
-
-    /// The per-pass accounting of `desc` with these weight and cache formats.
-    pub(crate) fn accountant<'a>(&self, desc: &'a ModelDesc) -> Accountant<'a> {
-        Accountant::new(
-            desc,
-            Precision {
-                weight: self.dtype.bytes(),
-                kv: self.kv_dtype.bytes(),
-            },
-            self.kv_cache,
-        )
-    }
-}
-
-/// The dtype a checkpoint stores its weights in.
-pub(crate) fn checkpoint_dtype(desc: &ModelDesc) -> DType {
-    if let Some(q) = &desc.quantization {
-        match (q.method.as_str(), q.bits) {
-            ("fp8", _) => return DType::Fp8,
-            (_, Some(8)) => return DType::Int8,
-            (_, Some(4)) => return DType::Int4,
-            _ => {}
-        }
-    }
-    desc.torch_dtype
-        .as_deref()
-        .and_then(DType::parse)
-        .unwrap_or(DType::Bf16)
-}
-
-pub(crate) fn kv_cache_name(k: KvCacheKind) -> &'static str {
-    match k {
-        KvCacheKind::Gqa => "gqa",
-        KvCacheKind::MlaLatent => "mla_latent",
-        KvCacheKind::MlaDecompressed => "mla_decompressed",
     }
 }

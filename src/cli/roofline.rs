@@ -3,23 +3,16 @@
 use super::options::*;
 use super::print_json;
 use anyhow::{bail, Result};
-use moecap::machine::hardware::HardwareTable;
-use moecap::model::presets::resolve_model;
 use moecap::accounting::roofline::roofline;
 use moecap::export::table::{secs, si, Table};
+use moecap::machine::hardware::HardwareTable;
 use serde_json::json;
 
-pub(crate) fn cmd_roofline(
-    model: &str,
-    device: &DeviceArgs,
-    table: &HardwareTable,
-    batch: &[u64],
-    context: &[u64],
-    tpot_slo: Option<f64>,
-    json: bool,
-) -> Result<()> {
-    let resolved = resolve_model(model)?;
-    let d = &resolved.desc;
+pub(crate) fn cmd_roofline(a: &RooflineArgs, table: &HardwareTable) -> Result<()> {
+    let (device, batch, context, tpot_slo, json) =
+        (&a.device, &a.batch, &a.context, a.tpot_slo, a.json);
+    let ck = checkpoint(&a.model.model)?;
+    let d = &ck.desc;
     let dev = device.resolve(table, d)?;
     if batch.is_empty() || batch.contains(&0) {
         bail!("--batch: every batch size must be at least 1");
@@ -34,7 +27,7 @@ pub(crate) fn cmd_roofline(
     }
     let peaks = dev.peaks()?;
     let acct = dev.accountant(d);
-    let memory = dev.hw.memory_gb.map(|m| m * 1e9 * dev.devices as f64);
+    let memory = dev.memory_bytes();
     let points = roofline(&acct, peaks, batch, context, tpot_slo, memory);
     if json {
         return print_json(&json!({
@@ -43,7 +36,7 @@ pub(crate) fn cmd_roofline(
             "devices": dev.devices,
             "dtype": dev.dtype,
             "kv_dtype": dev.kv_dtype,
-            "kv_cache": kv_cache_name(dev.kv_cache),
+            "kv_cache": dev.kv_cache.name(),
             "peaks": peaks,
             "tpot_slo_s": tpot_slo,
             "points": points,
@@ -56,7 +49,7 @@ pub(crate) fn cmd_roofline(
         dev.hw.name,
         dev.dtype,
         dev.kv_dtype,
-        kv_cache_name(dev.kv_cache),
+        dev.kv_cache.name(),
         si(peaks.bandwidth_bytes_per_s),
         si(peaks.flops_per_s)
     );

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 pub fn data_dir() -> Option<PathBuf> {
     match std::env::var_os("MOECAP_DATA").filter(|v| !v.is_empty()) {
         Some(p) => Some(PathBuf::from(p)),
-        None => crate::machine::ceilings::cache_dir().map(|d| d.join("data")),
+        None => crate::machine::dirs::cache_dir().map(|d| d.join("data")),
     }
 }
 

@@ -1,4 +1,4 @@
-//! `--device cpu|cuda[:N]` and `--dtype` for the engine.
+//! The engine's device (`cpu`, `cuda`, `cuda:N`) and dtype (f32, f16, bf16) from their names.
 
 use crate::error::{Error, Result};
 use candle_core::{DType, Device};
@@ -14,20 +14,16 @@ pub fn parse_device(s: &str) -> Result<Device> {
         "cuda" => 0,
         _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(n)) => n,
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "--device: `{s}` is not cpu, cuda or cuda:N"
-                )))
-            }
+            _ => return Err(Error::Invalid(format!("`{s}` is not cpu, cuda or cuda:N"))),
         },
     };
     if !cfg!(feature = "cuda") {
         return Err(Error::Invalid(format!(
-            "--device {s}: this moecap was built without CUDA; rebuild with `cargo build --release --features cuda` or use --device cpu"
+            "{s}: this moecap was built without CUDA; rebuild it with the `cuda` feature (`cargo build --release --features cuda`) or run on the cpu"
         )));
     }
     Device::new_cuda(ordinal)
-        .map_err(|e| Error::Invalid(format!("--device {s}: no usable CUDA device: {e}")))
+        .map_err(|e| Error::Invalid(format!("{s}: no usable CUDA device: {e}")))
 }
 
 /// Parses the engine's `--dtype` (f32, f16, bf16); default f32 on CPU, bf16 on CUDA.
@@ -42,7 +38,7 @@ pub fn parse_engine_dtype(s: Option<&str>, device: &Device) -> Result<DType> {
         Some("f16" | "fp16" | "float16") => Ok(DType::F16),
         Some("bf16" | "bfloat16") => Ok(DType::BF16),
         Some(other) => Err(Error::Invalid(format!(
-            "--dtype: the engine runs f32, f16 or bf16, not `{other}`"
+            "the engine runs f32, f16 or bf16, not `{other}`"
         ))),
     }
 }

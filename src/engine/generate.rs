@@ -4,8 +4,8 @@
 
 use super::run::{Engine, LogitsMode};
 use super::sampling::Sampler;
-use crate::model::tokenizer::{cut_at_stop, TextCodec};
 use crate::error::Result;
+use crate::model::tokenizer::{cut_at_stop, TextCodec};
 use serde::Serialize;
 use std::time::Instant;
 

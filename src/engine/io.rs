@@ -2,8 +2,8 @@
 //! safetensors file, JSON-lines records, and writing a synthetic checkpoint in Hugging Face
 //! layout.
 
-use crate::records::EngineRecord;
 use crate::error::{Error, Result};
+use crate::records::EngineRecord;
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::io::Write;

@@ -138,8 +138,7 @@ impl Linear {
     /// The product through [`skinny_matmul`] when it applies.
     fn skinny(w: &Tensor, x: &Tensor) -> Result<Option<Tensor>> {
         let m = x.dim(0)?;
-        if m == 0 || m > MAX_ROWS || !host_f32(w.device(), w.dtype()) || x.dtype() != DType::F32
-        {
+        if m == 0 || m > MAX_ROWS || !host_f32(w.device(), w.dtype()) || x.dtype() != DType::F32 {
             return Ok(None);
         }
         let x = x.contiguous()?;

@@ -129,7 +129,10 @@ impl MlaAttention {
         let kv_b = kv_b.reshape((heads, nope + v_dim, rank))?;
         let w_kb = kv_b.narrow(1, 0, nope)?.contiguous()?;
         let w_vb_t = kv_b.narrow(1, nope, v_dim)?.transpose(1, 2)?.contiguous()?;
-        let o = ld.fused(&[(n.attn(i, "o_proj.weight"), b("o_proj"), d)], heads * v_dim)?;
+        let o = ld.fused(
+            &[(n.attn(i, "o_proj.weight"), b("o_proj"), d)],
+            heads * v_dim,
+        )?;
         Ok(MlaAttention {
             a,
             q_rows,

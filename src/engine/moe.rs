@@ -89,7 +89,11 @@ impl FeedForward {
 impl MoeBlock {
     /// Each token's experts and combine weights for `x` `[T, d]`.
     pub fn route(&self, x: &Tensor) -> Result<LayerRouting> {
-        let logits = self.gate.forward(x)?.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let logits = self
+            .gate
+            .forward(x)?
+            .to_dtype(DType::F32)?
+            .to_vec2::<f32>()?;
         let mut r = LayerRouting::default();
         for l in &logits {
             let (ids, w) = self.router.route(l);

@@ -73,7 +73,10 @@ impl PassProbe {
 
     /// Ends the pass: marks the end of the head, waits for the device and resolves the marks.
     /// `None` when the probe is off.
-    pub fn finish(mut self, device: &Device) -> Result<Option<(PassTiming, BTreeMap<usize, LayerRouting>)>> {
+    pub fn finish(
+        mut self,
+        device: &Device,
+    ) -> Result<Option<(PassTiming, BTreeMap<usize, LayerRouting>)>> {
         if !self.on() {
             return Ok(None);
         }

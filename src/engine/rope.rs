@@ -1,11 +1,11 @@
 //! Rotary position embeddings in the Hugging Face "rotate half" layout, with the scaling types
 //! of the supported configs. Cos/sin are computed per forward for exactly the positions in it.
 
-use moecap_kernels::rope_rotate;
 use crate::backend::with_cpu_f32;
-use crate::model::descriptor::Rope as RopeDesc;
 use crate::error::{Error, Result};
+use crate::model::descriptor::Rope as RopeDesc;
 use candle_core::{DType, Device, Tensor};
+use moecap_kernels::rope_rotate;
 
 /// Inverse frequencies of one head size and the factor applied to cos and sin.
 #[derive(Debug, Clone)]

@@ -47,4 +47,3 @@ pub fn synthetic_weights(desc: &ModelDesc, seed: u64) -> Result<WeightStore> {
         &desc.source,
     ))
 }
-

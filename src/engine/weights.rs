@@ -75,6 +75,13 @@ impl WeightStore {
         }
     }
 
+    fn missing(&self, name: &str) -> Error {
+        Error::MissingTensor {
+            origin: self.origin.clone(),
+            name: name.to_string(),
+        }
+    }
+
     /// Loads a tensor, checks its shape, converts it to `dtype` on `device`.
     pub fn get(
         &self,
@@ -85,10 +92,7 @@ impl WeightStore {
     ) -> Result<Tensor> {
         let (t, file) = match &self.source {
             Source::Mmap { files, location } => {
-                let file = location.get(name).ok_or_else(|| Error::Safetensors {
-                    file: self.origin.clone(),
-                    msg: format!("tensor `{name}` is missing from the checkpoint"),
-                })?;
+                let file = location.get(name).ok_or_else(|| self.missing(name))?;
                 let t = files
                     .load(name, &Device::Cpu)
                     .map_err(|e| Error::Safetensors {
@@ -98,10 +102,7 @@ impl WeightStore {
                 (t, file.clone())
             }
             Source::Memory(m) => {
-                let t = m.get(name).ok_or_else(|| Error::Safetensors {
-                    file: self.origin.clone(),
-                    msg: format!("tensor `{name}` is missing"),
-                })?;
+                let t = m.get(name).ok_or_else(|| self.missing(name))?;
                 (t.clone(), self.origin.clone())
             }
         };

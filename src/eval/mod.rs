@@ -4,6 +4,8 @@
 
 pub mod chat;
 pub mod fewshot;
+pub mod report;
+pub mod run;
 pub mod score;
 pub mod tasks;
 

@@ -5,10 +5,10 @@
 
 use super::tasks::{extract_flexible, ChoiceItem, GenItem};
 use crate::engine::generate::{generate, GenerateParams};
-use crate::engine::{Engine, LogitsMode};
 use crate::engine::sampling::Sampler;
-use crate::model::tokenizer::TextCodec;
+use crate::engine::{Engine, LogitsMode};
 use crate::error::{Error, Result};
+use crate::model::tokenizer::TextCodec;
 use serde::{Deserialize, Serialize};
 
 /// One scored multiple-choice item.

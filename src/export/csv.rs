@@ -1,9 +1,9 @@
 //! `summary.csv`: one row per point, medians (and spread) in SI units (seconds, tokens per
 //! second, fractions); empty cells where a figure does not exist (no decode pass, no spec peak).
 
+use crate::accounting::stats::Summary;
 use crate::bench::summary::{PhaseSummary, PointSummary};
 use crate::bench::BenchReport;
-use crate::accounting::stats::Summary;
 
 fn cell(v: Option<f64>) -> String {
     v.map_or(String::new(), |x| format!("{x}"))

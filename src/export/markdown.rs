@@ -1,9 +1,9 @@
 //! `summary.md` and the terminal summary: the run's setting in a few lines, then one row per
 //! point with the figures a person compares first.
 
+use crate::accounting::stats::Summary;
 use crate::bench::summary::PointSummary;
 use crate::bench::BenchReport;
-use crate::accounting::stats::Summary;
 use crate::export::table::{si, Table};
 
 fn ms(s: &Option<Summary>) -> String {

@@ -1,8 +1,10 @@
-//! Reports of a bench run, one exporter per format: [`csv`] (one row per point), [`markdown`]
-//! (the table a person reads, also printed), [`plots`] (SVG figures drawn by [`svg`]); the JSON
-//! summary is the serialised [`BenchReport`] itself.
+//! Reports, one exporter per format: of a bench run [`csv`] (one row per point), [`markdown`]
+//! (the table a person reads, also printed), [`plots`] (SVG figures drawn by [`svg`]), the JSON
+//! summary being the serialised [`BenchReport`] itself; of an evaluation [`eval`]; and the
+//! plain-text tables of the command line ([`table`]).
 
 pub mod csv;
+pub mod eval;
 pub mod markdown;
 pub mod plots;
 pub mod svg;

@@ -1,17 +1,15 @@
 //! Measured ceilings of this machine: memory bandwidth (a large multi-threaded copy and triad,
 //! counting bytes read plus bytes written) and matrix throughput (a large matmul through the paths
 //! the engine's prefill takes: candle's, and for f32 on CPUs with AVX-512 also the packed GEMM,
-//! whichever is faster), per dtype; cached per machine so `bench` measures once,
-//! and measured again when the cache is stale ([`stale_reason`]).
+//! whichever is faster), per dtype. [`super::cache`] keeps them per machine.
 
 use crate::backend::packs_weights;
-use moecap_kernels::packed::PackedMatrix;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use candle_core::{DType, Device, Tensor};
+use moecap_kernels::packed::PackedMatrix;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// What was measured on one machine and device.
@@ -45,47 +43,6 @@ pub struct Ceilings {
 /// AVX-512 kernels; 3: also the engine's packed f32 GEMM on the CPU), so that figures measured by an
 /// older moecap are not reused.
 pub const METHOD: u32 = 3;
-
-/// A cached figure below a quick re-check by more than this factor was measured under load.
-const RECHECK_TOLERANCE: f64 = 1.15;
-
-/// Why cached ceilings should be measured again, or `None` to reuse them: they come from another
-/// measurement method, or a quick re-check (one repetition of the same tests, `quick`, where
-/// taken) beats the cached bandwidth or matmul throughput by more than 15 %, i.e. the cache was
-/// measured while the machine was busy. Ceilings are maxima: a quick check that comes out lower
-/// (a busy machine now) keeps the cache.
-pub fn stale_reason(cached: &Ceilings, quick: Option<&Ceilings>) -> Option<String> {
-    if cached.method != METHOD {
-        return Some(format!(
-            "cached ceilings come from measurement method {} (this moecap uses {METHOD})",
-            cached.method
-        ));
-    }
-    let quick = quick?;
-    let bw = (
-        cached.bandwidth_bytes_per_s(),
-        quick.bandwidth_bytes_per_s(),
-    );
-    if bw.1 > bw.0 * RECHECK_TOLERANCE {
-        return Some(format!(
-            "cached bandwidth {:.2} GB/s is below a quick re-check ({:.2} GB/s): it was measured under load",
-            bw.0 / 1e9,
-            bw.1 / 1e9
-        ));
-    }
-    for (dt, &q) in &quick.matmul_flops_per_s {
-        if let Some(&c) = cached.matmul_flops_per_s.get(dt) {
-            if q > c * RECHECK_TOLERANCE {
-                return Some(format!(
-                    "cached {dt} matmul {:.1} GFLOP/s is below a quick re-check ({:.1} GFLOP/s): it was measured under load",
-                    c / 1e9,
-                    q / 1e9
-                ));
-            }
-        }
-    }
-    None
-}
 
 impl Ceilings {
     /// The bandwidth a memory-bound pass can reach at best: the larger of copy and triad.
@@ -258,107 +215,4 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// moecap's cache folder: `$MOECAP_CACHE_DIR`, else `$XDG_CACHE_HOME/moecap`, else
-/// `~/.cache/moecap`.
-pub fn cache_dir() -> Option<PathBuf> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    env("MOECAP_CACHE_DIR")
-        .or_else(|| env("XDG_CACHE_HOME").map(|p| p.join("moecap")))
-        .or_else(|| env("HOME").map(|p| p.join(".cache").join("moecap")))
-}
-
-/// The cache file of `key` in `dir`.
-pub fn cache_file(dir: &Path, key: &str) -> PathBuf {
-    let safe: String = key
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    dir.join(format!("ceilings-{safe}.json"))
-}
-
-/// Reads cached ceilings; `Ok(None)` when there are none. A damaged file is an error naming it.
-pub fn read_cached(path: &Path) -> Result<Option<Ceilings>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    serde_json::from_str(&text).map(Some).map_err(|e| {
-        Error::Invalid(format!(
-            "{}: not a moecap ceilings file ({e}); delete it to measure again",
-            path.display()
-        ))
-    })
-}
-
-/// Writes ceilings to `path`, creating its folder.
-pub fn write_cached(path: &Path, c: &Ceilings) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let text = serde_json::to_string_pretty(c)
-        .map_err(|e| Error::Invalid(format!("serialising ceilings: {e}")))?;
-    std::fs::write(path, text).map_err(|e| Error::io(path, e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn small_measurement_is_positive_and_round_trips() {
-        let spec = MeasureSpec {
-            buffer_bytes: 1 << 20,
-            matmul_size: 64,
-            repetitions: 2,
-        };
-        let c = measure(&Device::Cpu, "test machine", &[DType::F32], spec).unwrap();
-        assert!(c.copy_bytes_per_s > 0.0 && c.triad_bytes_per_s > 0.0);
-        assert!(c.flops_per_s(DType::F32).unwrap() > 0.0);
-        assert!(c.flops_per_s(DType::BF16).is_none());
-        let dir = std::env::temp_dir().join(format!("moecap-ceil-{}", std::process::id()));
-        let f = cache_file(&dir, &c.key);
-        assert!(f.ends_with("ceilings-test-machine.json"));
-        assert_eq!(read_cached(&f).unwrap(), None);
-        write_cached(&f, &c).unwrap();
-        assert_eq!(read_cached(&f).unwrap(), Some(c.clone()));
-        // the same figures are not stale; an older method, or a re-check 20 % faster, is
-        let mut quick = c.clone();
-        assert_eq!(stale_reason(&c, Some(&quick)), None);
-        quick.copy_bytes_per_s *= 0.5;
-        assert_eq!(
-            stale_reason(&c, Some(&quick)),
-            None,
-            "a busy re-check keeps the cache"
-        );
-        quick.copy_bytes_per_s = c.bandwidth_bytes_per_s() * 1.2;
-        assert!(stale_reason(&c, Some(&quick))
-            .unwrap()
-            .contains("under load"));
-        let mut quick = c.clone();
-        *quick.matmul_flops_per_s.get_mut("f32").unwrap() *= 1.2;
-        assert!(stale_reason(&c, Some(&quick))
-            .unwrap()
-            .contains("f32 matmul"));
-        let old = Ceilings {
-            method: 1,
-            ..c.clone()
-        };
-        assert!(stale_reason(&old, None).unwrap().contains("method 1"));
-        // files written before the method field read as method 0
-        let mut v = serde_json::to_value(&c).unwrap();
-        v.as_object_mut().unwrap().remove("method");
-        std::fs::write(&f, v.to_string()).unwrap();
-        assert_eq!(read_cached(&f).unwrap().unwrap().method, 0);
-        std::fs::write(&f, "{").unwrap();
-        let e = read_cached(&f).unwrap_err().to_string();
-        assert!(e.contains("not a moecap ceilings file"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

@@ -2,14 +2,23 @@
 //! links of accelerators and CPUs, each row with its source. Embedded from `src/hardware.csv`,
 //! replaceable with `--hardware-file`.
 
-use crate::model::dtype::DType;
 use crate::error::{Error, Result};
+use crate::model::dtype::DType;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The built-in table's text.
 pub const BUILTIN_TABLE: &str = include_str!("hardware.csv");
+
+/// Peaks the utilisation is measured against (already multiplied by the device count).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Peaks {
+    /// Bytes per second.
+    pub bandwidth_bytes_per_s: f64,
+    /// FLOP per second.
+    pub flops_per_s: f64,
+}
 
 /// Accelerator or CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

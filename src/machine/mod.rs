@@ -2,6 +2,9 @@
 //! of this host and GPU and their table rows, measured [`ceilings`] (bandwidth, matmul) with
 //! their per-machine cache, and moecap's folders ([`dirs`]).
 
+pub mod cache;
 pub mod ceilings;
 pub mod detect;
+pub mod dirs;
 pub mod hardware;
+pub mod targets;

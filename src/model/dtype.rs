@@ -25,6 +25,32 @@ pub enum DType {
 }
 
 impl DType {
+    /// The format a checkpoint stores its weights in: fp8 or integer bits when its
+    /// `quantization_config` says so, else `torch_dtype`, else bf16.
+    pub fn of_checkpoint(desc: &crate::model::descriptor::ModelDesc) -> Self {
+        if let Some(q) = &desc.quantization {
+            match (q.method.as_str(), q.bits) {
+                ("fp8", _) => return DType::Fp8,
+                (_, Some(8)) => return DType::Int8,
+                (_, Some(4)) => return DType::Int4,
+                _ => {}
+            }
+        }
+        desc.torch_dtype
+            .as_deref()
+            .and_then(DType::parse)
+            .unwrap_or(DType::Bf16)
+    }
+
+    /// The table's format of an engine dtype (f32, f16, bf16).
+    pub fn of_engine(dt: candle_core::DType) -> Self {
+        match dt {
+            candle_core::DType::BF16 => DType::Bf16,
+            candle_core::DType::F16 => DType::F16,
+            _ => DType::F32,
+        }
+    }
+
     /// All formats, in table order.
     pub const ALL: [DType; 7] = [
         DType::F32,

@@ -11,6 +11,7 @@ pub mod dtype;
 pub mod naming;
 pub mod params;
 pub mod presets;
+pub mod source;
 pub mod synthetic;
 pub mod tensors;
 pub mod tokenizer;

@@ -1,11 +1,8 @@
-//! The `config.json` presets of real checkpoints shipped in `models/`, embedded in the binary, and
-//! resolution of a `--model` argument (preset name, model directory or config file) to a
-//! descriptor.
+//! The `config.json` presets of real checkpoints shipped in `models/`, embedded in the binary.
 
-use crate::model::config::{load_config, parse_config};
+use crate::error::Result;
+use crate::model::config::parse_config;
 use crate::model::descriptor::ModelDesc;
-use crate::error::{Error, Result};
-use std::path::{Path, PathBuf};
 
 /// A preset: a short name, the checkpoint it mirrors, and its `config.json` text.
 #[derive(Debug, Clone, Copy)]
@@ -55,51 +52,4 @@ pub fn preset_desc(p: &Preset) -> Result<ModelDesc> {
     let mut d = parse_config(p.config, &format!("preset:{}", p.name))?;
     d.source = format!("preset:{}", p.name);
     Ok(d)
-}
-
-/// What a `--model` argument resolved to.
-#[derive(Debug, Clone)]
-pub struct ResolvedModel {
-    /// The descriptor.
-    pub desc: ModelDesc,
-    /// The checkpoint directory, when the argument was a directory or a file inside one
-    /// (where safetensors files may be found).
-    pub dir: Option<PathBuf>,
-}
-
-/// Resolves a `--model` argument: an existing directory (its `config.json`), an existing file
-/// (a config), or a preset name. A path that does not exist and is no preset is an error that
-/// lists the presets.
-pub fn resolve_model(arg: &str) -> Result<ResolvedModel> {
-    let path = Path::new(arg);
-    if path.is_dir() {
-        let cfg = path.join("config.json");
-        if !cfg.is_file() {
-            return Err(Error::Invalid(format!(
-                "--model: {} has no config.json",
-                path.display()
-            )));
-        }
-        return Ok(ResolvedModel {
-            desc: load_config(&cfg)?,
-            dir: Some(path.to_path_buf()),
-        });
-    }
-    if path.is_file() {
-        return Ok(ResolvedModel {
-            desc: load_config(path)?,
-            dir: path.parent().map(Path::to_path_buf),
-        });
-    }
-    if let Some(p) = find_preset(arg) {
-        return Ok(ResolvedModel {
-            desc: preset_desc(p)?,
-            dir: None,
-        });
-    }
-    let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
-    Err(Error::Invalid(format!(
-        "--model: `{arg}` is neither a model directory, a config file nor a preset; presets: {}",
-        names.join(", ")
-    )))
 }

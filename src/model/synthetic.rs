@@ -8,6 +8,7 @@ use crate::model::config::parse_config;
 use crate::model::descriptor::ModelDesc;
 
 /// A synthetic model: name, description, config.
+#[derive(Debug)]
 pub struct SyntheticModel {
     /// Used as `synthetic:NAME`.
     pub name: &'static str,

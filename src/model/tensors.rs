@@ -2,8 +2,8 @@
 //! each family's checkpoint naming) and the cross-check of that list against the headers of real
 //! safetensors files, single or sharded, without loading any weight.
 
-use crate::model::descriptor::{Attention, Family, Ffn, ModelDesc, QkNorm};
 use crate::error::{Error, Result};
+use crate::model::descriptor::{Attention, Family, Ffn, ModelDesc, QkNorm};
 use crate::model::naming::{Names, Proj};
 use serde::Serialize;
 use serde_json::Value;

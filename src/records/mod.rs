@@ -58,6 +58,15 @@ impl KvCacheKind {
         }
     }
 
+    /// Its name in reports (`gqa`, `mla_latent`, `mla_decompressed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KvCacheKind::Gqa => "gqa",
+            KvCacheKind::MlaLatent => "mla_latent",
+            KvCacheKind::MlaDecompressed => "mla_decompressed",
+        }
+    }
+
     /// Parses `--kv-cache latent|decompressed` for a model (`gqa` models accept only their own).
     pub fn parse_for(desc: &ModelDesc, s: &str) -> Result<Self> {
         let mla = matches!(desc.attention(), Attention::Mla { .. });

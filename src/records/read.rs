@@ -3,8 +3,8 @@
 //! `docs/records.md` documents the format.
 
 use super::{LayerExperts, PassRecord, Phase};
-use crate::model::descriptor::ModelDesc;
 use crate::error::{Error, Result};
+use crate::model::descriptor::ModelDesc;
 use serde::Serialize;
 use serde_json::Value;
 use std::path::Path;

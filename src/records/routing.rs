@@ -30,4 +30,3 @@ pub struct RoutingLine {
     /// Per MoE layer (checkpoint index as key).
     pub layers: BTreeMap<String, RoutingLayer>,
 }
-

@@ -11,12 +11,7 @@ use crate::model::descriptor::{
 };
 
 /// The latent attention of a V2 or V3 config with `heads` heads.
-pub(super) fn attention(
-    cfg: &Cfg,
-    family: Family,
-    heads: usize,
-    bias: bool,
-) -> Result<Attention> {
+pub(super) fn attention(cfg: &Cfg, family: Family, heads: usize, bias: bool) -> Result<Attention> {
     let q_lora_rank = cfg.opt_usize("q_lora_rank")?.filter(|&r| r > 0);
     Ok(Attention::Mla {
         heads,
@@ -98,9 +93,11 @@ pub(super) fn moe(cfg: &Cfg, family: Family, num_layers: usize) -> Result<MoePla
         router: Router {
             scoring,
             norm_topk_prob: norm,
-            routed_scaling_factor: cfg
-                .opt_f64("routed_scaling_factor")?
-                .unwrap_or(if v3 { 2.5 } else { 1.0 }),
+            routed_scaling_factor: cfg.opt_f64("routed_scaling_factor")?.unwrap_or(if v3 {
+                2.5
+            } else {
+                1.0
+            }),
             n_group,
             topk_group,
             correction_bias: noaux,

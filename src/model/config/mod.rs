@@ -80,7 +80,6 @@ fn architecture(cfg: &Cfg) -> Result<String> {
     }
 }
 
-
 fn rope(cfg: &Cfg, theta_default: f64) -> Result<Rope> {
     // transformers 5 writes `rope_parameters` {rope_theta, rope_type, factor, ...}; older files
     // have `rope_theta` and `rope_scaling` {type|rope_type, factor, ...}.
@@ -262,7 +261,6 @@ fn check_moe(cfg: &Cfg, moe: &Moe, experts_field: &str, topk_field: &str) -> Res
     Ok(())
 }
 
-
 /// Which layers of a config are MoE, and the MoE block they carry.
 struct MoePlan {
     /// The block (`None`: a dense model).
@@ -390,4 +388,3 @@ fn parse_standard(cfg: &Cfg, family: Family, arch: String) -> Result<ModelDesc> 
         layers,
     })
 }
-

@@ -1,0 +1,59 @@
+//! The reports of an evaluation: `summary.json` (the serialised [`EvalReport`]) and
+//! `summary.md` (the table a person reads, also printed).
+
+use super::table::Table;
+use crate::bench::output::write_json;
+use crate::error::{Error, Result};
+use crate::eval::report::EvalReport;
+use std::path::Path;
+
+/// The markdown summary: one row per task and metric, then the performance of the passes
+/// against the measured ceilings.
+pub fn eval_markdown(report: &EvalReport) -> String {
+    let mut t = Table::new(&["task", "shots", "metric", "value", "stderr", "items"]).left(2);
+    for s in &report.tasks {
+        for (m, acc) in &s.metrics {
+            t.row(vec![
+                s.task.clone(),
+                s.shots.to_string(),
+                m.clone(),
+                format!("{:.4}", acc.value),
+                format!("{:.4}", acc.stderr),
+                acc.n.to_string(),
+            ]);
+        }
+    }
+    let mut md = format!("# moecap eval: {}\n\n", report.model_name);
+    if report.sample_data {
+        md += "Data: the committed SAMPLE (a few items per task), not the full sets.\n\n";
+    }
+    md += "```\n";
+    md += &t.render();
+    md += "```\n";
+    if let Some(p) = &report.performance {
+        for (phase, m) in [
+            ("prefill", &p.prefill_measured),
+            ("decode", &p.decode_measured),
+        ] {
+            if let Some(m) = m {
+                md += &format!(
+                    "\n{phase}: {} passes, {:.1} tokens/s, mean pass {:.2} ms, S-MBU {:.1}% / S-MFU {:.2}% of the measured ceilings",
+                    m.passes,
+                    m.tokens_per_s,
+                    m.mean_latency_s * 1e3,
+                    m.s_mbu * 100.0,
+                    m.s_mfu * 100.0
+                );
+            }
+        }
+        md += "\n";
+    }
+    md
+}
+
+/// Writes `summary.json` and `summary.md` into `dir`.
+pub fn write_eval_reports(dir: &Path, report: &EvalReport) -> Result<()> {
+    write_json(&dir.join("summary.json"), report)?;
+    let p = dir.join("summary.md");
+    std::fs::write(&p, eval_markdown(report)).map_err(|e| Error::io(&p, e))
+}
