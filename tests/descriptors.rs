@@ -2,8 +2,8 @@
 //! accepted spellings, and every config error path.
 
 use moecap::model::config::parse_config;
-use moecap::model::descriptor::{Attention, Family, Ffn, QkNorm, Scoring};
-use moecap::model::params::model_params;
+use moecap::model::descriptor::{Attention, Family, Ffn, Layer, QkNorm, Scoring};
+use moecap::model::params::{model_params, LayerParams};
 use moecap::model::presets::{find_preset, preset_desc, PRESETS};
 use moecap::model::tensors::expected_tensors;
 
@@ -45,6 +45,93 @@ fn hand_computed_totals_of_the_other_presets() {
     }
 }
 
+/// `P_att,l` by the closed-form formulas of docs/metrics.md (independent of the tensor plan).
+fn closed_form_attention(att: &Attention, d: u64) -> u64 {
+    match *att {
+        Attention::Gqa {
+            heads,
+            kv_heads,
+            head_dim,
+            qkv_bias,
+            o_bias,
+            qk_norm,
+        } => {
+            let q = (heads * head_dim) as u64;
+            let kv = (kv_heads * head_dim) as u64;
+            let mut p = d * q + 2 * d * kv + q * d;
+            if qkv_bias {
+                p += q + 2 * kv;
+            }
+            if o_bias {
+                p += d;
+            }
+            p += match qk_norm {
+                QkNorm::None => 0,
+                QkNorm::PerHead => 2 * head_dim as u64,
+                QkNorm::Full => q + kv,
+            };
+            p
+        }
+        Attention::Mla {
+            heads,
+            q_lora_rank,
+            kv_lora_rank,
+            qk_nope_head_dim,
+            qk_rope_head_dim,
+            v_head_dim,
+            bias,
+            ..
+        } => {
+            let h = heads as u64;
+            let qk = (qk_nope_head_dim + qk_rope_head_dim) as u64;
+            let r_kv = kv_lora_rank as u64;
+            let rope = qk_rope_head_dim as u64;
+            let v = v_head_dim as u64;
+            let q = match q_lora_rank {
+                Some(r) => {
+                    let r = r as u64;
+                    // q_a_proj, q_a_layernorm, q_b_proj
+                    d * r + r + r * h * qk + if bias { r } else { 0 }
+                }
+                None => d * h * qk,
+            };
+            // kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj, o_proj
+            let kv_a = d * (r_kv + rope) + if bias { r_kv + rope } else { 0 };
+            let kv_b = r_kv * h * (qk_nope_head_dim as u64 + v);
+            let o = h * v * d + if bias { d } else { 0 };
+            q + kv_a + r_kv + kv_b + o
+        }
+    }
+}
+
+/// One layer's parameters by the closed-form formulas.
+fn closed_form_layer(layer: &Layer, d: u64) -> LayerParams {
+    let mut p = LayerParams {
+        attention: closed_form_attention(&layer.attention, d),
+        norms: 2 * d,
+        ..Default::default()
+    };
+    match &layer.ffn {
+        Ffn::Dense {
+            intermediate_size,
+            bias,
+        } => {
+            let f = *intermediate_size as u64;
+            p.dense_ffn = 3 * d * f + if *bias { 2 * f + d } else { 0 };
+        }
+        Ffn::Moe(m) => {
+            let e = m.num_experts as u64;
+            p.router = e * d + if m.router.correction_bias { e } else { 0 };
+            p.expert = 3 * d * m.expert_intermediate_size as u64;
+            p.routed_experts = e * p.expert;
+            if let Some(s) = &m.shared {
+                p.shared_experts = 3 * d * s.intermediate_size as u64 + if s.gate { d } else { 0 };
+            }
+        }
+    }
+    p
+}
+
 #[test]
 fn tensor_list_and_parameter_counts_agree_for_every_preset() {
     assert_eq!(PRESETS.len(), 12);
@@ -55,6 +142,17 @@ fn tensor_list_and_parameter_counts_agree_for_every_preset() {
             .map(|(_, s)| s.iter().product::<usize>() as u64)
             .sum();
         assert_eq!(from_tensors, model_params(&d).total(), "{}", p.name);
+        // the counts derived from the plan, component by component, against the closed forms
+        let h = d.hidden_size as u64;
+        for (l, got) in d.layers.iter().zip(&model_params(&d).layers) {
+            assert_eq!(
+                *got,
+                closed_form_layer(l, h),
+                "{} layer {}",
+                p.name,
+                l.index
+            );
+        }
         let names: std::collections::HashSet<_> =
             expected_tensors(&d).into_iter().map(|(n, _)| n).collect();
         assert_eq!(

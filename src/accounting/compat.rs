@@ -3,12 +3,15 @@
 //! Per pass it needs only the batch size, the summed context, the latency and the activated-expert
 //! mean; it averages per-pass ratios instead of weighting by time.
 
+use crate::accounting::kv_elements_per_token;
 use crate::accounting::metrics::PhaseMetrics;
 use crate::error::{Error, Result};
 use crate::machine::hardware::Hardware;
 use crate::machine::hardware::Peaks;
-use crate::model::descriptor::{Attention, Ffn, ModelDesc};
+use crate::model::descriptor::{Ffn, ModelDesc};
 use crate::model::dtype::DType;
+use crate::model::plan::{tensor_plan, Component};
+use crate::records::KvCacheKind;
 use crate::records::Phase;
 use crate::records::{activated_per_layer, HarnessRecord, PassRecord};
 use serde::Serialize;
@@ -66,47 +69,21 @@ impl CompatModel {
                 Ffn::Moe(_) => None,
             })
             .unwrap_or(0.0);
-        let (attention, kv_per_token, score_per_token) = match *desc.attention() {
-            Attention::Gqa {
-                heads,
-                kv_heads,
-                head_dim,
-                ..
-            } => {
-                let (h, hkv, dh) = (heads as f64, kv_heads as f64, head_dim as f64);
-                (
-                    d * (h * dh + 2.0 * hkv * dh) + h * dh * d,
-                    2.0 * l * hkv * dh,
-                    l * h * 2.0 * dh,
-                )
-            }
-            Attention::Mla {
-                heads,
-                q_lora_rank,
-                kv_lora_rank,
-                qk_nope_head_dim,
-                qk_rope_head_dim,
-                v_head_dim,
-                ..
-            } => {
-                let (h, r, nope, rope, v) = (
-                    heads as f64,
-                    kv_lora_rank as f64,
-                    qk_nope_head_dim as f64,
-                    qk_rope_head_dim as f64,
-                    v_head_dim as f64,
-                );
-                let q = match q_lora_rank {
-                    Some(rq) => d * rq as f64 + rq as f64 * h * (nope + rope),
-                    None => d * h * (nope + rope),
-                };
-                (
-                    d * (r + rope) + r * h * (nope + v) + v * h * d + q,
-                    l * (r + rope),
-                    l * h * (nope + rope) + l * h * v,
-                )
-            }
-        };
+        // the published code's `A`: the attention weight matrices (no biases, no norms)
+        let attention = tensor_plan(desc)
+            .iter()
+            .filter(|t| t.layer == Some(0) && t.component == Component::Attention && t.is_matrix())
+            .map(|t| t.elements() as f64)
+            .sum();
+        let kv_per_token = kv_elements_per_token(desc, KvCacheKind::default_for(desc)) as f64;
+        let score_per_token = desc
+            .layers
+            .iter()
+            .map(|l| {
+                let a = &l.attention;
+                (a.heads() * (a.qk_head_dim() + a.v_head_dim())) as f64
+            })
+            .sum();
         CompatModel {
             layers: l,
             moe_layers,

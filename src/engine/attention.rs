@@ -100,7 +100,6 @@ pub struct Attention {
 impl Attention {
     /// Loads layer `i`'s attention.
     pub fn new(ld: &Loader, i: usize) -> Result<Self> {
-        let d = ld.desc.hidden_size;
         let AttnDesc::Gqa {
             heads,
             kv_heads,
@@ -116,32 +115,20 @@ impl Attention {
         };
         let n = &ld.names;
         let b = |p: &str| qkv_bias.then(|| n.attn(i, &format!("{p}.bias")));
-        let qkv = ld.fused(
-            &[
-                (n.attn(i, "q_proj.weight"), b("q_proj"), heads * head_dim),
-                (n.attn(i, "k_proj.weight"), b("k_proj"), kv_heads * head_dim),
-                (n.attn(i, "v_proj.weight"), b("v_proj"), kv_heads * head_dim),
-            ],
-            d,
-        )?;
-        let o = ld.fused(
-            &[(
-                n.attn(i, "o_proj.weight"),
-                o_bias.then(|| n.attn(i, "o_proj.bias")),
-                d,
-            )],
-            heads * head_dim,
-        )?;
-        let (qn, kn) = match qk_norm {
-            QkNorm::None => (0, 0),
-            QkNorm::PerHead => (head_dim, head_dim),
-            QkNorm::Full => (heads * head_dim, kv_heads * head_dim),
-        };
+        let qkv = ld.fused(&[
+            (n.attn(i, "q_proj.weight"), b("q_proj")),
+            (n.attn(i, "k_proj.weight"), b("k_proj")),
+            (n.attn(i, "v_proj.weight"), b("v_proj")),
+        ])?;
+        let o = ld.fused(&[(
+            n.attn(i, "o_proj.weight"),
+            o_bias.then(|| n.attn(i, "o_proj.bias")),
+        )])?;
         let eps = ld.desc.norm_eps;
-        let (q_norm, k_norm) = if qn > 0 {
+        let (q_norm, k_norm) = if qk_norm != QkNorm::None {
             (
-                Some(ld.norm(&n.attn(i, "q_norm.weight"), qn, eps)?),
-                Some(ld.norm(&n.attn(i, "k_norm.weight"), kn, eps)?),
+                Some(ld.norm(&n.attn(i, "q_norm.weight"), eps)?),
+                Some(ld.norm(&n.attn(i, "k_norm.weight"), eps)?),
             )
         } else {
             (None, None)

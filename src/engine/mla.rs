@@ -93,51 +93,36 @@ impl MlaAttention {
             ));
         }
         let n = &ld.names;
-        let d = desc.hidden_size;
         let qk = nope + rope_dim;
         let b = |p: &str| bias.then(|| n.attn(i, &format!("{p}.bias")));
         let (q_part, q_rows, q_lora) = match q_lora_rank {
-            None => (
-                (n.attn(i, "q_proj.weight"), None, heads * qk),
-                heads * qk,
-                None,
-            ),
+            None => ((n.attn(i, "q_proj.weight"), None), heads * qk, None),
             Some(qr) => (
-                (n.attn(i, "q_a_proj.weight"), b("q_a_proj"), qr),
+                (n.attn(i, "q_a_proj.weight"), b("q_a_proj")),
                 qr,
                 Some((
-                    ld.norm(&n.attn(i, "q_a_layernorm.weight"), qr, LORA_NORM_EPS)?,
-                    ld.linear(&n.attn(i, "q_b_proj.weight"), heads * qk, qr)?,
+                    ld.norm(&n.attn(i, "q_a_layernorm.weight"), LORA_NORM_EPS)?,
+                    ld.linear(&n.attn(i, "q_b_proj.weight"))?,
                 )),
             ),
         };
-        let a = ld.fused(
-            &[
-                q_part,
-                (
-                    n.attn(i, "kv_a_proj_with_mqa.weight"),
-                    b("kv_a_proj_with_mqa"),
-                    rank + rope_dim,
-                ),
-            ],
-            d,
-        )?;
-        let kv_b = ld.tensor(
-            &n.attn(i, "kv_b_proj.weight"),
-            &[heads * (nope + v_dim), rank],
-        )?;
+        let a = ld.fused(&[
+            q_part,
+            (
+                n.attn(i, "kv_a_proj_with_mqa.weight"),
+                b("kv_a_proj_with_mqa"),
+            ),
+        ])?;
+        let kv_b = ld.tensor(&n.attn(i, "kv_b_proj.weight"))?;
         let kv_b = kv_b.reshape((heads, nope + v_dim, rank))?;
         let w_kb = kv_b.narrow(1, 0, nope)?.contiguous()?;
         let w_vb_t = kv_b.narrow(1, nope, v_dim)?.transpose(1, 2)?.contiguous()?;
-        let o = ld.fused(
-            &[(n.attn(i, "o_proj.weight"), b("o_proj"), d)],
-            heads * v_dim,
-        )?;
+        let o = ld.fused(&[(n.attn(i, "o_proj.weight"), b("o_proj"))])?;
         Ok(MlaAttention {
             a,
             q_rows,
             q_lora,
-            kv_norm: ld.norm(&n.attn(i, "kv_a_layernorm.weight"), rank, LORA_NORM_EPS)?,
+            kv_norm: ld.norm(&n.attn(i, "kv_a_layernorm.weight"), LORA_NORM_EPS)?,
             w_kb,
             w_vb_t,
             o,

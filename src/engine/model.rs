@@ -69,10 +69,10 @@ struct DecoderLayer {
 
 impl DecoderLayer {
     fn new(ld: &Loader, i: usize) -> Result<Self> {
-        let (n, d, eps) = (&ld.names, ld.desc.hidden_size, ld.desc.norm_eps);
+        let (n, eps) = (&ld.names, ld.desc.norm_eps);
         Ok(DecoderLayer {
-            input_norm: ld.norm(&n.input_norm(i), d, eps)?,
-            post_norm: ld.norm(&n.post_attention_norm(i), d, eps)?,
+            input_norm: ld.norm(&n.input_norm(i), eps)?,
+            post_norm: ld.norm(&n.post_attention_norm(i), eps)?,
             attn: LayerAttention::new(ld, i)?,
             ffn: FeedForward::new(ld, i)?,
         })
@@ -166,12 +166,11 @@ impl Model {
         }
         let ld = Loader::new(&desc, w, dtype, device);
         let n = &ld.names;
-        let (d, v) = (desc.hidden_size, desc.vocab_size);
-        let embed = ld.tensor(&n.embed(), &[v, d])?;
+        let embed = ld.tensor(&n.embed())?;
         let lm_head = if desc.tie_word_embeddings {
             embed.clone()
         } else {
-            ld.tensor(&n.lm_head(), &[v, d])?
+            ld.tensor(&n.lm_head())?
         };
         let layers = (0..desc.num_layers())
             .map(|i| DecoderLayer::new(&ld, i))
@@ -183,7 +182,7 @@ impl Model {
             } => *qk_rope_head_dim,
             a => a.qk_head_dim(),
         };
-        let norm = ld.norm(&n.final_norm(), d, desc.norm_eps)?;
+        let norm = ld.norm(&n.final_norm(), desc.norm_eps)?;
         let rope = Rope::new(&desc.rope, head_dim, desc.max_position_embeddings)?;
         Ok(Model {
             norm,

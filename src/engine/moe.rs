@@ -37,36 +37,30 @@ pub enum FeedForward {
 impl FeedForward {
     /// Loads layer `i`'s block.
     pub fn new(ld: &Loader, i: usize) -> Result<Self> {
-        let d = ld.desc.hidden_size;
         let n = &ld.names;
         match &ld.desc.layers[i].ffn {
-            Ffn::Dense {
-                intermediate_size,
-                bias,
-            } => {
+            Ffn::Dense { bias, .. } => {
                 let b = |p: Proj| n.dense(i, p, true);
                 Ok(FeedForward::Dense(ld.mlp(
                     |p| n.dense(i, p, false),
                     bias.then_some(&b as &dyn Fn(Proj) -> String),
-                    d,
-                    *intermediate_size,
                 )?))
             }
             Ffn::Moe(m) => {
-                let gate = ld.linear(&n.router(i), m.num_experts, d)?;
+                let gate = ld.linear(&n.router(i))?;
                 let bias = if m.router.correction_bias {
-                    Some(ld.host_f32(&n.correction_bias(i), &[m.num_experts])?)
+                    Some(ld.host_f32(&n.correction_bias(i))?)
                 } else {
                     None
                 };
                 let experts = (0..m.num_experts)
-                    .map(|e| ld.mlp(|p| n.expert(i, e, p), None, d, m.expert_intermediate_size))
+                    .map(|e| ld.mlp(|p| n.expert(i, e, p), None))
                     .collect::<Result<Vec<_>>>()?;
                 let (shared, shared_gate) = match &m.shared {
                     Some(s) => (
-                        Some(ld.mlp(|p| n.shared(i, p), None, d, s.intermediate_size)?),
+                        Some(ld.mlp(|p| n.shared(i, p), None)?),
                         if s.gate {
-                            Some(ld.linear(&n.shared_gate(i), 1, d)?)
+                            Some(ld.linear(&n.shared_gate(i))?)
                         } else {
                             None
                         },

@@ -10,6 +10,7 @@ pub mod descriptor;
 pub mod dtype;
 pub mod naming;
 pub mod params;
+pub mod plan;
 pub mod presets;
 pub mod source;
 pub mod synthetic;

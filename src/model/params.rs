@@ -1,7 +1,8 @@
-//! Exact parameter counts per component and per layer, equal to the element counts of the
-//! checkpoint's tensors (the tensor check in [`crate::tensors`] verifies that against real files).
+//! Exact parameter counts per component and per layer: the element counts of the checkpoint's
+//! tensor plan ([`crate::model::plan`]), which the tensor check verifies against real files.
 
-use crate::model::descriptor::{Attention, Ffn, Layer, ModelDesc, QkNorm};
+use crate::model::descriptor::ModelDesc;
+use crate::model::plan::{tensor_plan, Component};
 use serde::Serialize;
 
 /// Parameters of one decoder layer, by component.
@@ -121,101 +122,45 @@ impl ModelParams {
     }
 }
 
-/// Attention parameters of one layer (`P_att,l`).
-pub fn attention_params(att: &Attention, d: u64) -> u64 {
-    match *att {
-        Attention::Gqa {
-            heads,
-            kv_heads,
-            head_dim,
-            qkv_bias,
-            o_bias,
-            qk_norm,
-        } => {
-            let q = (heads * head_dim) as u64;
-            let kv = (kv_heads * head_dim) as u64;
-            let mut p = d * q + 2 * d * kv + q * d;
-            if qkv_bias {
-                p += q + 2 * kv;
-            }
-            if o_bias {
-                p += d;
-            }
-            p += match qk_norm {
-                QkNorm::None => 0,
-                QkNorm::PerHead => 2 * head_dim as u64,
-                QkNorm::Full => q + kv,
-            };
-            p
-        }
-        Attention::Mla {
-            heads,
-            q_lora_rank,
-            kv_lora_rank,
-            qk_nope_head_dim,
-            qk_rope_head_dim,
-            v_head_dim,
-            bias,
-            ..
-        } => {
-            let h = heads as u64;
-            let qk = (qk_nope_head_dim + qk_rope_head_dim) as u64;
-            let r_kv = kv_lora_rank as u64;
-            let rope = qk_rope_head_dim as u64;
-            let v = v_head_dim as u64;
-            let q = match q_lora_rank {
-                Some(r) => {
-                    let r = r as u64;
-                    // q_a_proj, q_a_layernorm, q_b_proj
-                    d * r + r + r * h * qk + if bias { r } else { 0 }
+/// Parameters of the whole model: the elements of its [`tensor_plan`], summed per layer and
+/// component.
+pub fn model_params(desc: &ModelDesc) -> ModelParams {
+    let mut p = ModelParams {
+        layers: vec![LayerParams::default(); desc.num_layers()],
+        embedding: 0,
+        lm_head: 0,
+        final_norm: 0,
+    };
+    for t in tensor_plan(desc) {
+        let n = t.elements();
+        let layer = t.layer.and_then(|l| p.layers.get_mut(l));
+        match (t.component, layer) {
+            (Component::Embedding, _) => p.embedding += n,
+            (Component::FinalNorm, _) => p.final_norm += n,
+            (Component::LmHead, _) => p.lm_head += n,
+            (c, Some(l)) => match c {
+                Component::LayerNorm => l.norms += n,
+                Component::Attention => l.attention += n,
+                Component::Router => l.router += n,
+                Component::Expert(e) => {
+                    l.routed_experts += n;
+                    if e == 0 {
+                        l.expert += n;
+                    }
                 }
-                None => d * h * qk,
-            };
-            // kv_a_proj_with_mqa, kv_a_layernorm, kv_b_proj, o_proj
-            let kv_a = d * (r_kv + rope) + if bias { r_kv + rope } else { 0 };
-            let kv_b = r_kv * h * (qk_nope_head_dim as u64 + v);
-            let o = h * v * d + if bias { d } else { 0 };
-            q + kv_a + r_kv + kv_b + o
+                Component::AllExperts => l.routed_experts += n,
+                Component::Shared => l.shared_experts += n,
+                Component::DenseFfn => l.dense_ffn += n,
+                Component::Embedding | Component::FinalNorm | Component::LmHead => {}
+            },
+            (_, None) => {}
         }
     }
-}
-
-/// Parameters of one layer.
-pub fn layer_params(layer: &Layer, d: u64) -> LayerParams {
-    let mut p = LayerParams {
-        attention: attention_params(&layer.attention, d),
-        norms: 2 * d,
-        ..Default::default()
-    };
-    match &layer.ffn {
-        Ffn::Dense {
-            intermediate_size,
-            bias,
-        } => {
-            let f = *intermediate_size as u64;
-            p.dense_ffn = 3 * d * f + if *bias { 2 * f + d } else { 0 };
-        }
-        Ffn::Moe(m) => {
-            let e = m.num_experts as u64;
-            p.router = e * d + if m.router.correction_bias { e } else { 0 };
-            p.expert = 3 * d * m.expert_intermediate_size as u64;
-            p.routed_experts = e * p.expert;
-            if let Some(s) = &m.shared {
-                p.shared_experts = 3 * d * s.intermediate_size as u64 + if s.gate { d } else { 0 };
-            }
+    // experts stored fused (DBRX): one expert is an equal share
+    for (l, desc_l) in p.layers.iter_mut().zip(&desc.layers) {
+        if let (Some(m), 0) = (desc_l.moe(), l.expert) {
+            l.expert = l.routed_experts / m.num_experts.max(1) as u64;
         }
     }
     p
-}
-
-/// Parameters of the whole model.
-pub fn model_params(desc: &ModelDesc) -> ModelParams {
-    let d = desc.hidden_size as u64;
-    let vd = desc.vocab_size as u64 * d;
-    ModelParams {
-        layers: desc.layers.iter().map(|l| layer_params(l, d)).collect(),
-        embedding: vd,
-        lm_head: if desc.tie_word_embeddings { 0 } else { vd },
-        final_norm: d,
-    }
 }

@@ -1,10 +1,9 @@
-//! The tensors a checkpoint must contain (names and shapes derived from the descriptor, following
-//! each family's checkpoint naming) and the cross-check of that list against the headers of real
-//! safetensors files, single or sharded, without loading any weight.
+//! The cross-check of the tensors a checkpoint must contain (its [`tensor_plan`]) against the
+//! headers of real safetensors files, single or sharded, without loading any weight.
 
 use crate::error::{Error, Result};
-use crate::model::descriptor::{Attention, Family, Ffn, ModelDesc, QkNorm};
-use crate::model::naming::{Names, Proj};
+use crate::model::descriptor::ModelDesc;
+use crate::model::plan::tensor_plan;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,170 +13,13 @@ use std::path::{Path, PathBuf};
 /// A tensor name and shape.
 pub type TensorSpec = (String, Vec<usize>);
 
-/// The tensors of the main model (multi-token-prediction layers excluded), in checkpoint order.
+/// The tensors of the main model (multi-token-prediction layers excluded), in checkpoint order:
+/// the names and shapes of the [`tensor_plan`].
 pub fn expected_tensors(desc: &ModelDesc) -> Vec<TensorSpec> {
-    let d = desc.hidden_size;
-    let v = desc.vocab_size;
-    let mut out: Vec<TensorSpec> = Vec::new();
-    let mut push = |name: String, shape: Vec<usize>| out.push((name, shape));
-    let dbrx = desc.family == Family::Dbrx;
-    if dbrx {
-        push("transformer.wte.weight".into(), vec![v, d]);
-    } else {
-        push("model.embed_tokens.weight".into(), vec![v, d]);
-    }
-    for layer in &desc.layers {
-        let i = layer.index;
-        if dbrx {
-            let p = format!("transformer.blocks.{i}");
-            push(format!("{p}.norm_attn_norm.norm_1.weight"), vec![d]);
-            push(format!("{p}.norm_attn_norm.norm_2.weight"), vec![d]);
-            if let Attention::Gqa {
-                heads,
-                kv_heads,
-                head_dim,
-                ..
-            } = layer.attention
-            {
-                push(
-                    format!("{p}.norm_attn_norm.attn.Wqkv.weight"),
-                    vec![(heads + 2 * kv_heads) * head_dim, d],
-                );
-                push(
-                    format!("{p}.norm_attn_norm.attn.out_proj.weight"),
-                    vec![d, heads * head_dim],
-                );
-            }
-            if let Some(m) = layer.moe() {
-                let (e, f) = (m.num_experts, m.expert_intermediate_size);
-                push(format!("{p}.ffn.router.layer.weight"), vec![e, d]);
-                for w in ["w1", "v1", "w2"] {
-                    push(format!("{p}.ffn.experts.mlp.{w}"), vec![e * f, d]);
-                }
-            }
-            continue;
-        }
-        let n = Names::new(desc);
-        push(n.input_norm(i), vec![d]);
-        push(n.post_attention_norm(i), vec![d]);
-        match layer.attention {
-            Attention::Gqa {
-                heads,
-                kv_heads,
-                head_dim,
-                qkv_bias,
-                o_bias,
-                qk_norm,
-            } => {
-                let (q, kv) = (heads * head_dim, kv_heads * head_dim);
-                for (p, rows) in [("q_proj", q), ("k_proj", kv), ("v_proj", kv)] {
-                    push(n.attn(i, &format!("{p}.weight")), vec![rows, d]);
-                    if qkv_bias {
-                        push(n.attn(i, &format!("{p}.bias")), vec![rows]);
-                    }
-                }
-                push(n.attn(i, "o_proj.weight"), vec![d, q]);
-                if o_bias {
-                    push(n.attn(i, "o_proj.bias"), vec![d]);
-                }
-                let norms = match qk_norm {
-                    QkNorm::None => None,
-                    QkNorm::PerHead => Some((head_dim, head_dim)),
-                    QkNorm::Full => Some((q, kv)),
-                };
-                if let Some((qn, kn)) = norms {
-                    push(n.attn(i, "q_norm.weight"), vec![qn]);
-                    push(n.attn(i, "k_norm.weight"), vec![kn]);
-                }
-            }
-            Attention::Mla {
-                heads,
-                q_lora_rank,
-                kv_lora_rank,
-                qk_nope_head_dim,
-                qk_rope_head_dim,
-                v_head_dim,
-                bias,
-                ..
-            } => {
-                let qk = qk_nope_head_dim + qk_rope_head_dim;
-                match q_lora_rank {
-                    Some(r) => {
-                        push(n.attn(i, "q_a_proj.weight"), vec![r, d]);
-                        if bias {
-                            push(n.attn(i, "q_a_proj.bias"), vec![r]);
-                        }
-                        push(n.attn(i, "q_a_layernorm.weight"), vec![r]);
-                        push(n.attn(i, "q_b_proj.weight"), vec![heads * qk, r]);
-                    }
-                    None => push(n.attn(i, "q_proj.weight"), vec![heads * qk, d]),
-                }
-                let kv_a = kv_lora_rank + qk_rope_head_dim;
-                push(n.attn(i, "kv_a_proj_with_mqa.weight"), vec![kv_a, d]);
-                if bias {
-                    push(n.attn(i, "kv_a_proj_with_mqa.bias"), vec![kv_a]);
-                }
-                push(n.attn(i, "kv_a_layernorm.weight"), vec![kv_lora_rank]);
-                push(
-                    n.attn(i, "kv_b_proj.weight"),
-                    vec![heads * (qk_nope_head_dim + v_head_dim), kv_lora_rank],
-                );
-                push(n.attn(i, "o_proj.weight"), vec![d, heads * v_head_dim]);
-                if bias {
-                    push(n.attn(i, "o_proj.bias"), vec![d]);
-                }
-            }
-        }
-        let mlp_shapes = |f: usize| {
-            [
-                (Proj::Gate, vec![f, d]),
-                (Proj::Up, vec![f, d]),
-                (Proj::Down, vec![d, f]),
-            ]
-        };
-        match &layer.ffn {
-            Ffn::Dense {
-                intermediate_size,
-                bias,
-            } => {
-                for (p, shape) in mlp_shapes(*intermediate_size) {
-                    let rows = shape[0];
-                    push(n.dense(i, p, false), shape);
-                    if *bias {
-                        push(n.dense(i, p, true), vec![rows]);
-                    }
-                }
-            }
-            Ffn::Moe(m) => {
-                push(n.router(i), vec![m.num_experts, d]);
-                if m.router.correction_bias {
-                    push(n.correction_bias(i), vec![m.num_experts]);
-                }
-                for e in 0..m.num_experts {
-                    for (p, shape) in mlp_shapes(m.expert_intermediate_size) {
-                        push(n.expert(i, e, p), shape);
-                    }
-                }
-                if let Some(s) = &m.shared {
-                    for (p, shape) in mlp_shapes(s.intermediate_size) {
-                        push(n.shared(i, p), shape);
-                    }
-                    if s.gate {
-                        push(n.shared_gate(i), vec![1, d]);
-                    }
-                }
-            }
-        }
-    }
-    if dbrx {
-        push("transformer.norm_f.weight".into(), vec![d]);
-    } else {
-        push("model.norm.weight".into(), vec![d]);
-    }
-    if !desc.tie_word_embeddings {
-        push("lm_head.weight".into(), vec![v, d]);
-    }
-    out
+    tensor_plan(desc)
+        .into_iter()
+        .map(|t| (t.name, t.shape))
+        .collect()
 }
 
 /// A tensor as a safetensors header describes it.
