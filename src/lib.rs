@@ -25,6 +25,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod export;
+pub mod files;
 pub mod machine;
 pub mod model;
 pub mod records;

@@ -8,6 +8,7 @@ use super::run::Repetition;
 use super::summary::{timed_records, PointSpec, PointSummary};
 use super::RunSettings;
 use crate::error::{Error, Result};
+use crate::files::write_json;
 use crate::records::routing::{RoutingLayer, RoutingLine};
 use crate::records::PassRecord;
 use crate::records::PassTiming;
@@ -219,11 +220,4 @@ fn to_line(v: &impl Serialize) -> Result<String> {
         .map_err(|e| Error::Invalid(format!("serialising a record: {e}")))?;
     s.push('\n');
     Ok(s)
-}
-
-/// Writes pretty JSON.
-pub fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(v)
-        .map_err(|e| Error::Invalid(format!("serialising {}: {e}", path.display())))?;
-    std::fs::write(path, text + "\n").map_err(io(path))
 }

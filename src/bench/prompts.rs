@@ -2,14 +2,12 @@
 //! built-in sample text) tokenised and cut or extended to an exact length, or random ids. Every
 //! prompt says where its text came from.
 
+use crate::data::{paragraphs, SAMPLE_TEXT};
 use crate::error::{Error, Result};
 use crate::model::tokenizer::TextCodec;
 use crate::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// The built-in sample text: sixteen short paragraphs written for moecap.
-pub const SAMPLE_TEXT: &str = include_str!("sample.txt");
 
 /// Where prompt text comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,14 +125,6 @@ pub fn source_texts(src: &PromptSource, data: Option<&Path>) -> Result<Vec<Strin
     Ok(texts)
 }
 
-/// Non-empty paragraphs (separated by blank lines), whitespace-trimmed.
-fn paragraphs(text: &str) -> Vec<String> {
-    text.split("\n\n")
-        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|p| !p.is_empty())
-        .collect()
-}
-
 /// The first human turn of each complete conversation of a ShareGPT JSON array. The file the
 /// registry ships is cut off mid-array: items are read one by one and the broken tail ignored.
 pub fn sharegpt_first_turns(text: &str) -> Vec<String> {
@@ -205,18 +195,6 @@ fn hashed_id(word: &str, vocab: usize) -> u32 {
     }
     let first = 3.min(vocab.saturating_sub(1));
     (first as u64 + h % (vocab - first) as u64) as u32
-}
-
-/// Whether a tokenizer fails to cover English text: more than half of the ids are one id (the
-/// unknown token of a word-level vocabulary such as moecap's synthetic one).
-pub fn codec_covers(codec: &TextCodec) -> Result<bool> {
-    let ids = codec.encode(&paragraphs(SAMPLE_TEXT)[0])?;
-    let mut counts = std::collections::HashMap::new();
-    for &i in &ids {
-        *counts.entry(i).or_insert(0usize) += 1;
-    }
-    let top = counts.values().copied().max().unwrap_or(0);
-    Ok(!ids.is_empty() && top * 2 <= ids.len())
 }
 
 /// Builds `batch` prompts of exactly `len` ids: sequence `i` starts at text `offset + i` and

@@ -4,12 +4,12 @@
 //! [`SweepObserver`] (progress, and the reports it exports after every point).
 
 use super::output::{default_out, RunDir};
-use super::prompts::{build_prompts, codec_covers, source_texts, PromptSource, Tokenise};
+use super::prompts::{build_prompts, source_texts, PromptSource, Tokenise};
 use super::run::{passes_per_repetition, run_point, PointSettings};
 use super::summary::{summarise_point, PointSpec, PointSummary};
 use super::{BenchReport, RunSettings};
 use crate::accounting::{Accountant, Precision};
-use crate::data::data_dir;
+use crate::data::{codec_covers, data_dir};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::machine::detect::{detect_gpu, detect_host};

@@ -229,7 +229,7 @@ pub(crate) fn cmd_upcycle(a: &UpcycleArgs) -> Result<()> {
     let tok_cfg = dense.tokenizer_config.clone();
     let (cfg, tensors) = upcycle(dense, experts, top_k, mode)?;
     write_checkpoint(out, &cfg, &tensors, &tok)?;
-    moecap::bench::output::write_json(&out.join("tokenizer_config.json"), &tok_cfg)?;
+    moecap::files::write_json(&out.join("tokenizer_config.json"), &tok_cfg)?;
     let desc = moecap::model::config::parse_config(&cfg.to_string(), "upcycle")?;
     let p = model_params(&desc);
     println!(

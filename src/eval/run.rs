@@ -11,7 +11,7 @@ use super::tasks::{is_sample, load, Items, Task};
 use super::{summarise_choices, summarise_gen};
 use crate::accounting::metrics::exact_metrics;
 use crate::accounting::{Accountant, Precision};
-use crate::bench::prompts::codec_covers;
+use crate::data::codec_covers;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::machine::detect::{detect_gpu, detect_host};

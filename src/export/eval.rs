@@ -2,9 +2,9 @@
 //! `summary.md` (the table a person reads, also printed).
 
 use super::table::Table;
-use crate::bench::output::write_json;
 use crate::error::{Error, Result};
 use crate::eval::report::EvalReport;
+use crate::files::write_json;
 use std::path::Path;
 
 /// The markdown summary: one row per task and metric, then the performance of the passes

@@ -10,9 +10,9 @@ pub mod plots;
 pub mod svg;
 pub mod table;
 
-use crate::bench::output::write_json;
 use crate::bench::BenchReport;
 use crate::error::{Error, Result};
+use crate::files::write_json;
 use std::path::Path;
 
 /// Writes `summary.json`, `summary.csv`, `summary.md` and the SVG plots into `dir`.

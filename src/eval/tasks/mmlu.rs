@@ -1,0 +1,95 @@
+//! MMLU in lm-evaluation-harness's format: per subject, `The following are multiple choice
+//! questions (with answers) about SUBJECT.`, `k` exemplars from the dev split, then the question
+//! with its lettered choices and `Answer:`, scored on ` A`–` D`.
+
+use super::{check_count, is_sample, need, s, strings, ChoiceItem, Items};
+use crate::data::read_rows;
+use crate::error::{Error, Result};
+use serde_json::Value;
+use std::path::Path;
+
+/// MMLU's question block: question, lettered choices, `Answer:`.
+fn mmlu_block(row: &Value, file: &Path) -> Result<(String, usize)> {
+    let q = s(row, "question", file)?.trim().to_string();
+    let ch = strings(row, "choices", file)?;
+    if ch.len() != 4 {
+        return Err(Error::Invalid(format!(
+            "{}: an item has {} choices, not 4",
+            file.display(),
+            ch.len()
+        )));
+    }
+    let gold = row
+        .get("answer")
+        .and_then(Value::as_u64)
+        .filter(|a| *a < 4)
+        .ok_or_else(|| {
+            Error::Invalid(format!("{}: an item's `answer` is not 0-3", file.display()))
+        })?;
+    Ok((
+        format!(
+            "{q}\nA. {}\nB. {}\nC. {}\nD. {}\nAnswer:",
+            ch[0], ch[1], ch[2], ch[3]
+        ),
+        gold as usize,
+    ))
+}
+
+const LETTERS: [&str; 4] = ["A", "B", "C", "D"];
+
+/// MMLU's items: the first `limit` of each subject, with `shots` dev exemplars.
+pub(super) fn load(data: &Path, limit: Option<usize>, shots: usize) -> Result<Items> {
+    let take = |n: usize| limit.map_or(n, |l| l.min(n));
+    let full = !is_sample(data);
+    let root = data.join("mmlu");
+    let mut subjects: Vec<String> = std::fs::read_dir(&root)
+        .map_err(|_| {
+            Error::Invalid(format!(
+                "{} is missing; run scripts/fetch-data.sh mmlu (or set MOECAP_DATA)",
+                root.display()
+            ))
+        })?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    subjects.sort();
+    let mut items = Vec::new();
+    let (mut n_test, mut n_dev) = (0, 0);
+    for subj in &subjects {
+        let dev_f = need(root.join(subj).join("dev.arrow"))?;
+        let test_f = need(root.join(subj).join("test.arrow"))?;
+        let dev = read_rows(&dev_f)?;
+        let test = read_rows(&test_f)?;
+        n_dev += dev.len();
+        n_test += test.len();
+        if shots > dev.len() {
+            return Err(Error::Invalid(format!(
+                "--shots {shots}: MMLU's {subj} dev split has {} exemplars",
+                dev.len()
+            )));
+        }
+        let mut ctx = format!(
+            "The following are multiple choice questions (with answers) about {}.\n\n",
+            subj.replace('_', " ")
+        );
+        for ex in &dev[..shots] {
+            let (block, gold) = mmlu_block(ex, &dev_f)?;
+            ctx += &format!("{block} {}\n\n", LETTERS[gold]);
+        }
+        for (i, row) in test.iter().take(take(test.len())).enumerate() {
+            let (block, gold) = mmlu_block(row, &test_f)?;
+            items.push(ChoiceItem {
+                id: format!("{subj}/{i}"),
+                group: subj.clone(),
+                context: format!("{ctx}{block}"),
+                choices: LETTERS.iter().map(|l| format!(" {l}")).collect(),
+                gold,
+            });
+        }
+    }
+    check_count(&root, "MMLU subjects", subjects.len(), 57, full)?;
+    check_count(&root, "MMLU test items", n_test, 14042, full)?;
+    check_count(&root, "MMLU dev items", n_dev, 285, full)?;
+    Ok(Items::Choice(items))
+}
