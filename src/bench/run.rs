@@ -57,7 +57,7 @@ pub fn run_point(
 ) -> Result<Vec<Repetition>> {
     if s.gen_len == 0 || s.repetitions == 0 {
         return Err(Error::Invalid(
-            "--gen-len and --repetitions must be at least 1".into(),
+            "a point needs at least one generated token and one repetition".into(),
         ));
     }
     let mut out = Vec::with_capacity(s.repetitions);

@@ -3,7 +3,7 @@
 
 use super::options::{EngineArgs, EvalArgs};
 use super::print_json;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use moecap::data::data_dir;
 use moecap::eval::run::{EvalObserver, EvalOptions, Evaluation};
@@ -51,7 +51,7 @@ pub(crate) fn cmd_eval(
     a: &EvalArgs,
     table: &HardwareTable,
 ) -> Result<()> {
-    let tasks = Task::parse_list(&a.tasks)?;
+    let tasks = Task::parse_list(&a.tasks).context("--tasks")?;
     if tasks.is_empty() {
         bail!("--tasks names no task");
     }

@@ -459,7 +459,7 @@ impl DeviceArgs {
             None => dtype,
         };
         let kv_cache = match &self.kv_cache {
-            Some(s) => KvCacheKind::parse_for(desc, s)?,
+            Some(s) => KvCacheKind::parse_for(desc, s).context("--kv-cache")?,
             None => KvCacheKind::default_for(desc),
         };
         Ok(DeviceSetup {

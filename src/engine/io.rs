@@ -20,7 +20,7 @@ pub fn parse_input_ids(s: &str) -> Result<Vec<Vec<u32>>> {
             .map(|t| {
                 t.parse::<u32>().map_err(|_| {
                     Error::Invalid(format!(
-                        "--input-ids: `{t}` in sequence {} is not a token id",
+                        "`{t}` in sequence {} is not a token id",
                         i + 1
                     ))
                 })
@@ -28,7 +28,7 @@ pub fn parse_input_ids(s: &str) -> Result<Vec<Vec<u32>>> {
             .collect::<Result<_>>()?;
         if ids.is_empty() {
             return Err(Error::Invalid(format!(
-                "--input-ids: sequence {} is empty",
+                "sequence {} is empty",
                 i + 1
             )));
         }

@@ -73,7 +73,7 @@ pub const SYNTHETIC: &[SyntheticModel] = &[
 pub fn synthetic_desc(name: &str) -> Result<ModelDesc> {
     let m = SYNTHETIC.iter().find(|m| m.name == name).ok_or_else(|| {
         Error::Invalid(format!(
-            "--model synthetic:{name}: unknown; synthetic models: {}",
+            "synthetic:{name}: unknown; synthetic models: {}",
             SYNTHETIC
                 .iter()
                 .map(|m| m.name)

@@ -75,10 +75,10 @@ impl KvCacheKind {
             ("decompressed", true) => Ok(KvCacheKind::MlaDecompressed),
             ("gqa" | "decompressed", false) => Ok(KvCacheKind::Gqa),
             ("latent", false) => Err(Error::Invalid(
-                "--kv-cache latent: the model has no latent attention (MLA)".into(),
+                "a latent cache needs latent attention (MLA), which the model has not".into(),
             )),
             _ => Err(Error::Invalid(format!(
-                "--kv-cache: unknown cache `{s}`; expected latent or decompressed"
+                "unknown cache `{s}`; expected latent or decompressed"
             ))),
         }
     }

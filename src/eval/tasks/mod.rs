@@ -69,7 +69,7 @@ impl Task {
                     .find(|k| k.name() == t)
                     .ok_or_else(|| {
                         Error::Invalid(format!(
-                            "--tasks: unknown task `{t}` (tasks: {})",
+                            "unknown task `{t}` (tasks: {})",
                             Task::ALL.map(Task::name).join(", ")
                         ))
                     })
