@@ -10,7 +10,8 @@
 //!    measured ceilings.
 //! 3. [`engine`]: runs the checkpoint on candle and writes one record per forward pass;
 //!    [`accounting`]: turns records into bytes, FLOPs and utilisation; [`data`]: evaluation data
-//!    on disk; [`upcycle`]: real-weight MoEs from dense GGUF models.
+//!    on disk; [`upcycle`]: real-weight MoEs from dense GGUF models; [`offload`]: routing
+//!    analytics and the expert-cache policies replayed on traces.
 //! 4. [`bench`] and [`eval`]: the two pipelines, from options to a report.
 //! 5. [`export`]: one exporter per output format.
 //!
@@ -28,6 +29,7 @@ pub mod export;
 pub mod files;
 pub mod machine;
 pub mod model;
+pub mod offload;
 pub mod records;
 pub mod rng;
 pub mod upcycle;

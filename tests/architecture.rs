@@ -15,13 +15,14 @@ const STAGES: &[(&str, u32)] = &[
     ("model", 2),
     ("records", 3),
     ("machine", 3),
-    ("engine", 4),
-    ("accounting", 4),
-    ("data", 4),
-    ("upcycle", 4),
-    ("bench", 5),
-    ("eval", 5),
-    ("export", 6),
+    ("offload", 4),
+    ("engine", 5),
+    ("accounting", 5),
+    ("data", 5),
+    ("upcycle", 5),
+    ("bench", 6),
+    ("eval", 6),
+    ("export", 7),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -2,6 +2,7 @@
 //! (with the routed experts actually activated), KV-cache traffic, and FLOPs (with `k` experts per
 //! token), plus the dense counterparts used by MBU and MFU and the uniform-routing expectation.
 
+pub use crate::model::descriptor::uniform_expected_experts;
 use crate::model::descriptor::{Attention, Ffn, ModelDesc};
 use crate::model::dtype::DType;
 use crate::model::params::{model_params, LayerParams, ModelParams};
@@ -209,15 +210,4 @@ impl<'a> Accountant<'a> {
     pub fn kv_bytes_per_token(&self) -> f64 {
         self.kv_elements_per_token as f64 * self.precision.kv
     }
-}
-
-/// Expected number of distinct experts chosen by `tokens` tokens when each picks `k` of `E`
-/// uniformly at random: `E·(1 − (1 − k/E)^tokens)`.
-pub fn uniform_expected_experts(experts: usize, k: usize, tokens: u64) -> f64 {
-    if experts == 0 {
-        return 0.0;
-    }
-    let e = experts as f64;
-    let miss = 1.0 - k as f64 / e;
-    e * (1.0 - miss.powf(tokens as f64))
 }

@@ -6,6 +6,7 @@
 pub mod compat;
 pub mod cost;
 pub mod metrics;
+pub mod offload;
 pub mod roofline;
 pub mod setup;
 pub mod stats;

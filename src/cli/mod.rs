@@ -8,6 +8,7 @@ mod eval;
 mod hw;
 mod metrics;
 mod model;
+mod offload;
 pub(crate) mod options;
 mod roofline;
 
@@ -36,6 +37,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
                 dtype,
                 json,
             } => bench::cmd_hw_measure(device, dtype, *json),
+        },
+        Command::Routing(a) => offload::cmd_routing(a),
+        Command::Offload { command } => match command {
+            OffloadCommand::Simulate(a) => offload::cmd_simulate(a, &table()?),
         },
     }
 }

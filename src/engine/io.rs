@@ -19,18 +19,12 @@ pub fn parse_input_ids(s: &str) -> Result<Vec<Vec<u32>>> {
             .filter(|t| !t.is_empty())
             .map(|t| {
                 t.parse::<u32>().map_err(|_| {
-                    Error::Invalid(format!(
-                        "`{t}` in sequence {} is not a token id",
-                        i + 1
-                    ))
+                    Error::Invalid(format!("`{t}` in sequence {} is not a token id", i + 1))
                 })
             })
             .collect::<Result<_>>()?;
         if ids.is_empty() {
-            return Err(Error::Invalid(format!(
-                "sequence {} is empty",
-                i + 1
-            )));
+            return Err(Error::Invalid(format!("sequence {} is empty", i + 1)));
         }
         out.push(ids);
     }

@@ -6,6 +6,7 @@
 pub mod csv;
 pub mod eval;
 pub mod markdown;
+pub mod offload;
 pub mod plots;
 pub mod svg;
 pub mod table;

@@ -282,6 +282,123 @@ pub fn stacked_bars(
     out
 }
 
+/// A heatmap: `values[r][c]` as the shade of cell (row `r`, column `c`), white at 0 to dark
+/// blue at `max` (the largest value when `None`), with row labels, a column axis and a scale.
+pub fn heatmap(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    rows: &[String],
+    values: &[Vec<f64>],
+    max: Option<f64>,
+) -> String {
+    let cols = values.iter().map(Vec::len).max().unwrap_or(0);
+    let (cell_w, cell_h) = (
+        (440.0 / cols.max(1) as f64).clamp(2.0, 24.0),
+        (260.0 / rows.len().max(1) as f64).clamp(2.0, 24.0),
+    );
+    let width = L + cols as f64 * cell_w + R;
+    let height = T + rows.len() as f64 * cell_h + B;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="white"/>"#
+    );
+    let mut lines = title.splitn(2, '\n');
+    let _ = write!(
+        out,
+        r#"<text x="{}" y="18" text-anchor="middle" font-size="14" font-weight="bold">{}</text>"#,
+        width / 2.0,
+        esc(lines.next().unwrap_or(""))
+    );
+    if let Some(sub) = lines.next() {
+        let _ = write!(
+            out,
+            r#"<text x="{}" y="34" text-anchor="middle" font-size="11">{}</text>"#,
+            width / 2.0,
+            esc(sub)
+        );
+    }
+    if cols == 0 || rows.is_empty() {
+        out.push_str(r#"<text x="100" y="80">no data</text></svg>"#);
+        return out;
+    }
+    let top = values.iter().flatten().copied().fold(0f64, f64::max);
+    let vmax = max.unwrap_or(top).max(f64::MIN_POSITIVE);
+    let shade = |v: f64| {
+        let f = (v / vmax).clamp(0.0, 1.0);
+        let c = |w: f64, d: f64| (w + (d - w) * f).round() as u8;
+        format!(
+            "#{:02x}{:02x}{:02x}",
+            c(255.0, 8.0),
+            c(255.0, 48.0),
+            c(255.0, 107.0)
+        )
+    };
+    let label_every = rows.len().div_ceil(16).max(1);
+    for (r, row) in values.iter().enumerate() {
+        let y = T + r as f64 * cell_h;
+        if r % label_every == 0 {
+            let _ = write!(
+                out,
+                r#"<text x="{}" y="{:.1}" text-anchor="end" font-size="10">{}</text>"#,
+                L - 4.0,
+                y + cell_h / 2.0 + 3.0,
+                esc(&rows[r])
+            );
+        }
+        for (c, &v) in row.iter().enumerate() {
+            let _ = write!(
+                out,
+                r#"<rect x="{:.1}" y="{:.1}" width="{:.2}" height="{:.2}" fill="{}"><title>{} {}: {}</title></rect>"#,
+                L + c as f64 * cell_w,
+                y,
+                cell_w,
+                cell_h,
+                shade(v),
+                esc(&rows[r]),
+                c,
+                tick(v)
+            );
+        }
+    }
+    let bottom = T + rows.len() as f64 * cell_h;
+    let col_every = cols.div_ceil(16).max(1);
+    for c in (0..cols).step_by(col_every) {
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{c}</text>"#,
+            L + (c as f64 + 0.5) * cell_w,
+            bottom + 14.0
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text><text transform="translate(14,{:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        L + cols as f64 * cell_w / 2.0,
+        bottom + 34.0,
+        esc(x_label),
+        T + rows.len() as f64 * cell_h / 2.0,
+        esc(y_label)
+    );
+    // the scale: five steps from 0 to the maximum
+    let sx = L + cols as f64 * cell_w + 20.0;
+    for i in 0..5 {
+        let v = vmax * (4 - i) as f64 / 4.0;
+        let y = T + i as f64 * 18.0;
+        let _ = write!(
+            out,
+            r##"<rect x="{sx:.1}" y="{y:.1}" width="14" height="14" fill="{}" stroke="#999"/><text x="{:.1}" y="{:.1}" font-size="10">{}</text>"##,
+            shade(v),
+            sx + 20.0,
+            y + 11.0,
+            tick(v)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

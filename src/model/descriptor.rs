@@ -410,3 +410,14 @@ impl ModelDesc {
             .unwrap_or_else(|| self.source.clone())
     }
 }
+
+/// Expected number of distinct experts chosen by `tokens` tokens when each picks `k` of `E`
+/// uniformly at random: `E·(1 − (1 − k/E)^tokens)`.
+pub fn uniform_expected_experts(experts: usize, k: usize, tokens: u64) -> f64 {
+    if experts == 0 {
+        return 0.0;
+    }
+    let e = experts as f64;
+    let miss = 1.0 - k as f64 / e;
+    e * (1.0 - miss.powf(tokens as f64))
+}
