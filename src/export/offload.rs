@@ -8,6 +8,7 @@ use crate::accounting::offload::{PhaseResult, SimulateReport};
 use crate::error::{Error, Result};
 use crate::files::write_json;
 use crate::offload::analytics::{Analytics, REUSE_BUCKETS, WINDOWS};
+use crate::offload::timing::MissHandler;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -208,7 +209,12 @@ pub fn simulate_markdown(r: &SimulateReport) -> String {
         r.replays,
         r.passes,
         r.scope,
-        serde_json::to_string(&r.time_model.handler).unwrap_or_default(),
+        match r.time_model.handler {
+            MissHandler::Fetch => "fetched".to_string(),
+            MissHandler::Cpu => "computed on the host".to_string(),
+            MissHandler::Lowbit { bytes_per_param } =>
+                format!("fetched as a {}-bit copy", bytes_per_param * 8.0),
+        },
         si(r.expert_bytes),
         si(r.non_expert_bytes),
     );
