@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::machine::hardware::Peaks;
 use crate::machine::targets::Ceiling;
 use crate::records::PassRecord;
-use crate::records::Phase;
+use crate::records::{LayerTiming, Phase};
 use serde::{Deserialize, Serialize};
 
 /// A point of the sweep.
@@ -72,23 +72,6 @@ pub struct TimeShare {
     pub rest: f64,
 }
 
-/// Mean seconds per pass spent in each region of one layer.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct LayerTime {
-    /// Checkpoint layer index.
-    pub layer: usize,
-    /// Attention.
-    pub attention_s: f64,
-    /// Router.
-    pub router_s: f64,
-    /// Routed experts.
-    pub experts_s: f64,
-    /// Shared experts.
-    pub shared_s: f64,
-    /// Norms and residuals.
-    pub other_s: f64,
-}
-
 /// Figures of one phase of a point.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PhaseSummary {
@@ -107,7 +90,7 @@ pub struct PhaseSummary {
     /// Where the time went.
     pub time_share: Option<TimeShare>,
     /// Per layer, mean seconds per pass.
-    pub layer_times: Vec<LayerTime>,
+    pub layer_times: Vec<LayerTiming>,
     /// Probed over unprobed latency (no-probe mode only).
     pub probe_overhead: Option<f64>,
 }
@@ -234,7 +217,7 @@ struct PhaseAcc {
     probed_s: f64,
     unprobed_s: f64,
     region: TimeShare,
-    layers: Vec<LayerTime>,
+    layers: Vec<LayerTiming>,
     probed_passes: usize,
 }
 
@@ -250,7 +233,7 @@ impl PhaseAcc {
             self.probed_passes += 1;
             let t = &r.timing;
             if self.layers.len() < t.layers.len() {
-                self.layers.resize(t.layers.len(), LayerTime::default());
+                self.layers.resize(t.layers.len(), LayerTiming::default());
             }
             for (acc, lt) in self.layers.iter_mut().zip(&t.layers) {
                 acc.layer = lt.layer;

@@ -151,7 +151,7 @@ pub fn plots(r: &BenchReport) -> Vec<(&'static str, String)> {
     {
         let lt = &p.decode.layer_times;
         let cats: Vec<String> = lt.iter().map(|l| l.layer.to_string()).collect();
-        let col = |f: fn(&crate::bench::summary::LayerTime) -> f64| -> Vec<f64> {
+        let col = |f: fn(&crate::records::LayerTiming) -> f64| -> Vec<f64> {
             lt.iter().map(|l| f(l) * 1e3).collect()
         };
         out.push((
