@@ -456,7 +456,7 @@ fn latent_attention_records_name_their_cache() {
     // metrics counts the latent cache by default: KV bytes of the decode pass read 5 cached
     // tokens and write 1, each (kv_lora_rank 16 + rope 4) × 3 layers × 4 bytes
     let out = tmpdir("mla-records").join("r.jsonl");
-    moecap::engine::io::append_records(&out, &recs).unwrap();
+    moecap::records::append_records(&out, &recs).unwrap();
     let o = moecap(
         &[
             "metrics",

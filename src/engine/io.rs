@@ -1,12 +1,11 @@
 //! Engine inputs and outputs on disk: `--input-ids` parsing, the `logits` command's
-//! safetensors file, JSON-lines records, and writing a synthetic checkpoint in Hugging Face
+//! safetensors file, and writing a checkpoint (synthetic or upcycled) in Hugging Face
 //! layout.
 
 use crate::error::{Error, Result};
 use crate::records::EngineRecord;
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 /// Parses `--input-ids "1,2,3;4,5"`: sequences separated by `;`, ids by `,`.
@@ -92,20 +91,6 @@ pub fn write_logits_file(
         file: path.display().to_string(),
         msg: e.to_string(),
     })
-}
-
-/// Appends records as JSON lines, flushing each, so an interrupted run keeps what it measured.
-pub fn append_records(path: &Path, records: &[EngineRecord]) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    for r in records {
-        let line = serde_json::to_string(r).map_err(|e| Error::Invalid(e.to_string()))?;
-        writeln!(f, "{line}").map_err(|e| Error::io(path, e))?;
-    }
-    f.flush().map_err(|e| Error::io(path, e))
 }
 
 /// Writes a checkpoint directory: `config.json`, `generation_config.json`, `tokenizer.json`

@@ -204,6 +204,23 @@ pub struct Router {
     pub rules: RouterRules,
 }
 
+impl Router {
+    /// A softmax top-k router without groups, bias or scaling, renormalising as `norm_topk_prob`
+    /// says (Mixtral, OLMoE, Qwen, DBRX).
+    pub fn plain(norm_topk_prob: bool) -> Self {
+        Router {
+            scoring: Scoring::Softmax,
+            norm_topk_prob,
+            routed_scaling_factor: 1.0,
+            n_group: 1,
+            topk_group: 1,
+            topk_method: "topk".into(),
+            correction_bias: false,
+            rules: RouterRules::plain(norm_topk_prob),
+        }
+    }
+}
+
 /// How a group of experts is scored for group-limited selection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum GroupScore {

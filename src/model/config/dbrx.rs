@@ -5,7 +5,7 @@ use super::cfg::Cfg;
 use super::{check_attention, check_moe, eos_ids, quantization, torch_dtype};
 use crate::error::Result;
 use crate::model::descriptor::{
-    Attention, Family, Ffn, Layer, ModelDesc, Moe, QkNorm, Rope, Router, RouterRules, Scoring,
+    Attention, Family, Ffn, Layer, ModelDesc, Moe, QkNorm, Rope, Router,
 };
 
 /// Parses a DBRX config.
@@ -57,16 +57,7 @@ pub(super) fn parse(cfg: &Cfg, arch: String) -> Result<ModelDesc> {
         top_k: ffn.positive("moe_top_k")?,
         expert_intermediate_size: ffn.positive("ffn_hidden_size")?,
         shared: None,
-        router: Router {
-            scoring: Scoring::Softmax,
-            norm_topk_prob: norm,
-            routed_scaling_factor: 1.0,
-            n_group: 1,
-            topk_group: 1,
-            topk_method: "topk".into(),
-            correction_bias: false,
-            rules: RouterRules::plain(norm),
-        },
+        router: Router::plain(norm),
     };
     check_moe(&ffn, &moe, "moe_num_experts", "moe_top_k")?;
     let theta = attn.opt_f64("rope_theta")?.unwrap_or(10000.0);

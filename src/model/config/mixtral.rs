@@ -5,7 +5,7 @@
 use super::cfg::Cfg;
 use super::{check_moe, MoePlan};
 use crate::error::Result;
-use crate::model::descriptor::{Family, Moe, Router, RouterRules, Scoring};
+use crate::model::descriptor::{Family, Moe, Router};
 
 /// The MoE plan of a Mixtral or OLMoE config.
 pub(super) fn moe(cfg: &Cfg, family: Family, intermediate: Option<usize>) -> Result<MoePlan> {
@@ -30,16 +30,7 @@ pub(super) fn moe(cfg: &Cfg, family: Family, intermediate: Option<usize>) -> Res
         top_k: k,
         expert_intermediate_size: ff,
         shared: None,
-        router: Router {
-            scoring: Scoring::Softmax,
-            norm_topk_prob: norm,
-            routed_scaling_factor: 1.0,
-            n_group: 1,
-            topk_group: 1,
-            topk_method: "topk".into(),
-            correction_bias: false,
-            rules: RouterRules::plain(norm),
-        },
+        router: Router::plain(norm),
     };
     check_moe(cfg, &m, experts_field, "num_experts_per_tok")?;
     Ok(MoePlan {

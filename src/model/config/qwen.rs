@@ -5,7 +5,7 @@
 use super::cfg::Cfg;
 use super::{check_moe, MoePlan};
 use crate::error::Result;
-use crate::model::descriptor::{Family, Moe, Router, RouterRules, Scoring, Shared};
+use crate::model::descriptor::{Family, Moe, Router, Shared};
 
 /// The MoE plan of a Qwen MoE config of `num_layers` layers.
 pub(super) fn moe(cfg: &Cfg, family: Family, num_layers: usize) -> Result<MoePlan> {
@@ -41,16 +41,7 @@ pub(super) fn moe(cfg: &Cfg, family: Family, num_layers: usize) -> Result<MoePla
         top_k: k,
         expert_intermediate_size: ff,
         shared,
-        router: Router {
-            scoring: Scoring::Softmax,
-            norm_topk_prob: norm,
-            routed_scaling_factor: 1.0,
-            n_group: 1,
-            topk_group: 1,
-            topk_method: "topk".into(),
-            correction_bias: false,
-            rules: RouterRules::plain(norm),
-        },
+        router: Router::plain(norm),
     };
     if e == 0 {
         return Ok(MoePlan::dense());
