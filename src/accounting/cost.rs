@@ -206,6 +206,23 @@ impl<'a> Accountant<'a> {
         self.params.total() as f64 * self.precision.weight
     }
 
+    /// Parameters of one routed expert (the largest layer's; 0 for a dense model).
+    pub fn expert_params(&self) -> u64 {
+        self.params
+            .layers
+            .iter()
+            .map(|l| l.expert)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Bytes of every weight but the routed experts: what an offloaded model keeps on the device
+    /// besides its expert cache.
+    pub fn non_expert_bytes(&self) -> f64 {
+        self.weight_footprint_bytes()
+            - self.params.routed_expert_params() as f64 * self.precision.weight
+    }
+
     /// Bytes of KV cache per token.
     pub fn kv_bytes_per_token(&self) -> f64 {
         self.kv_elements_per_token as f64 * self.precision.kv

@@ -172,17 +172,9 @@ impl Simulation<'_> {
                     .collect()
             })
             .collect();
-        let expert_params = acct
-            .params
-            .layers
-            .iter()
-            .map(|l| l.expert)
-            .max()
-            .unwrap_or(0);
-        let expert_bytes = expert_params as f64 * acct.precision.weight;
-        let routed: u64 = acct.params.routed_expert_params();
+        let expert_bytes = acct.expert_params() as f64 * acct.precision.weight;
         let total_bytes = acct.weight_footprint_bytes();
-        let non_expert_bytes = total_bytes - routed as f64 * acct.precision.weight;
+        let non_expert_bytes = acct.non_expert_bytes();
         let resident_time = |phase: Phase| -> Option<f64> {
             let v: Vec<f64> = bases
                 .iter()

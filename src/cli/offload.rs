@@ -186,13 +186,7 @@ pub(crate) fn cmd_simulate(a: &SimulateArgs, table: &HardwareTable) -> Result<()
             flops_per_s: a.cpu_gflops.map_or(h.flops_per_s, |f| f * 1e9),
         }),
     };
-    let expert_params = acct
-        .params
-        .layers
-        .iter()
-        .map(|l| l.expert)
-        .max()
-        .unwrap_or(0) as f64;
+    let expert_params = acct.expert_params() as f64;
     let time = TimeModel {
         handler,
         link: link_gbs.map(|g| Link {
@@ -214,8 +208,7 @@ pub(crate) fn cmd_simulate(a: &SimulateArgs, table: &HardwareTable) -> Result<()
     let capacities: Vec<usize> = if let Some(m) = &a.device_memory {
         let bytes = parse_bytes(m)
             .ok_or_else(|| anyhow!("--device-memory: `{m}` is not a number of bytes"))?;
-        let non_expert = acct.weight_footprint_bytes()
-            - acct.params.routed_expert_params() as f64 * dtype.bytes();
+        let non_expert = acct.non_expert_bytes();
         if bytes < non_expert {
             bail!(
                 "--device-memory {m}: {:.3} GB do not hold the {:.3} GB of weights that are not routed experts",
