@@ -88,6 +88,14 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// A deployment file is malformed or names what no table has.
+    #[error("{file}: {msg}")]
+    Deployment {
+        /// The deployment file (or how a default deployment was built).
+        file: String,
+        /// What is wrong.
+        msg: String,
+    },
     /// A hardware name is not in the table.
     #[error("unknown hardware `{name}` (see `moecap hw list`); closest: {suggestions}")]
     UnknownHardware {

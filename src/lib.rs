@@ -14,6 +14,7 @@
 //!    analytics and the expert-cache policies replayed on traces.
 //! 4. [`bench`] and [`eval`]: the two pipelines, from options to a report.
 //! 5. [`export`]: one exporter per output format.
+//! 6. [`report`]: finished run folders read back, compared, and the CAP report page.
 //!
 //! The CPU kernels live in the `moecap-kernels` crate (`kernels/`). `docs/metrics.md` says which
 //! function computes which number.
@@ -31,6 +32,7 @@ pub mod machine;
 pub mod model;
 pub mod offload;
 pub mod records;
+pub mod report;
 pub mod rng;
 pub mod upcycle;
 

@@ -23,6 +23,7 @@ const STAGES: &[(&str, u32)] = &[
     ("bench", 6),
     ("eval", 6),
     ("export", 7),
+    ("report", 8),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

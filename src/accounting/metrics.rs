@@ -27,7 +27,7 @@ pub struct LayerActivation {
 }
 
 /// Metrics of one phase.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PhaseMetrics {
     /// Passes aggregated.
     pub passes: usize,
@@ -48,19 +48,19 @@ pub struct PhaseMetrics {
     /// Dense-view MFU: every expert counted as computed (fraction).
     pub mfu: f64,
     /// Weight bytes read over all passes (exact formula only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub weight_bytes: Option<f64>,
     /// KV-cache bytes over all passes (exact formula only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub kv_bytes: Option<f64>,
     /// FLOPs over all passes (exact formula only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub flops: Option<f64>,
     /// Mean activated experts per MoE layer over passes and layers.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mean_activated_experts: Option<f64>,
     /// Mean uniform-routing expectation for the same passes.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub uniform_expected_experts: Option<f64>,
     /// Per MoE layer (exact formula with native records only).
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -5,8 +5,11 @@
 
 pub mod compat;
 pub mod cost;
+pub mod deployment;
 pub mod metrics;
+pub mod money;
 pub mod offload;
+pub mod offload_cost;
 pub mod roofline;
 pub mod setup;
 pub mod stats;

@@ -87,4 +87,7 @@ pub struct BenchReport {
     pub kv_cache: String,
     /// Finished points, in sweep order.
     pub points: Vec<PointSummary>,
+    /// The points priced on a deployment (`--deployment`, or `--hardware` with `--devices`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::accounting::money::CostReport>,
 }

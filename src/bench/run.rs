@@ -7,6 +7,7 @@
 use crate::engine::sampling::argmax;
 use crate::engine::{Engine, LogitsMode};
 use crate::error::{Error, Result};
+use crate::machine::energy::{EnergyMeter, EnergyStart, MeasuredPower};
 use crate::records::EngineRecord;
 use std::time::Instant;
 
@@ -48,21 +49,27 @@ pub fn passes_per_repetition(gen_len: usize) -> usize {
 }
 
 /// Runs one point: `on_pass(tokens)` is called after every pass (warm-up included) with the new
-/// tokens it processed.
+/// tokens it processed. With a `meter`, the mean power over the timed repetitions (the first
+/// timed pass to the last, in no-probe mode both twins) comes back too.
 pub fn run_point(
     engine: &mut Engine,
     prompts: &[Vec<u32>],
     s: PointSettings,
+    meter: Option<&EnergyMeter>,
     on_pass: &mut dyn FnMut(usize),
-) -> Result<Vec<Repetition>> {
+) -> Result<(Vec<Repetition>, Option<MeasuredPower>)> {
     if s.gen_len == 0 || s.repetitions == 0 {
         return Err(Error::Invalid(
             "a point needs at least one generated token and one repetition".into(),
         ));
     }
     let mut out = Vec::with_capacity(s.repetitions);
+    let mut window: Option<EnergyStart> = None;
     for r in 0..s.warmup + s.repetitions {
         let timed = r >= s.warmup;
+        if r == s.warmup {
+            window = meter.map(EnergyMeter::start);
+        }
         let rep = if s.probe {
             engine.set_probe(true);
             let (_, records) = one_repetition(engine, prompts, s.gen_len, on_pass)?;
@@ -93,7 +100,8 @@ pub fn run_point(
             out.push(rep);
         }
     }
-    Ok(out)
+    let power = meter.zip(window.as_ref()).and_then(|(m, w)| m.stop(w));
+    Ok((out, power))
 }
 
 /// One prefill and `gen_len − 1` decode passes; returns host-timed latencies (synchronised) and

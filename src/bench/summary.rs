@@ -5,9 +5,11 @@
 
 use super::run::Repetition;
 use crate::accounting::metrics::{exact_metrics, LayerActivation};
+use crate::accounting::money::PointInput;
 use crate::accounting::stats::{percentile, Summary};
 use crate::accounting::Accountant;
 use crate::error::Result;
+use crate::machine::energy::MeasuredPower;
 use crate::machine::hardware::Peaks;
 use crate::machine::targets::Ceiling;
 use crate::records::PassRecord;
@@ -118,6 +120,9 @@ pub struct PointSummary {
     /// source and tokenisation are in the run settings; empty for random ids).
     #[serde(default)]
     pub prompt_items: Vec<Vec<usize>>,
+    /// Mean power over the timed repetitions, where the machine exposes counters (RAPL, NVML).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<MeasuredPower>,
 }
 
 /// The records of a repetition with the latency each pass counts with.
@@ -203,7 +208,25 @@ pub fn summarise_point(
         prefill,
         decode,
         prompt_items: Vec::new(),
+        power: None,
     })
+}
+
+/// What pricing needs of a point: median throughputs, the seconds of its timed work (the
+/// measured window, else repetitions × (TTFT + (gen − 1) × TPOT) from the medians) and its power.
+pub fn cost_input(s: &PointSummary) -> PointInput {
+    let ttft = s.ttft_s.map_or(0.0, |x| x.median);
+    let tpot = s.tpot_s.map_or(0.0, |x| x.median);
+    PointInput {
+        point: s.point.id(),
+        prefill_tokens_per_s: s.prefill.tokens_per_s.map(|x| x.median),
+        decode_tokens_per_s: s.decode.tokens_per_s.map(|x| x.median),
+        seconds: s.power.map_or(
+            s.repetitions as f64 * (ttft + s.gen_len.saturating_sub(1) as f64 * tpot),
+            |p| p.window_s,
+        ),
+        power: s.power,
+    }
 }
 
 #[derive(Default)]

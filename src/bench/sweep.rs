@@ -6,13 +6,16 @@
 use super::output::{default_out, RunDir};
 use super::prompts::{build_prompts, source_texts, PromptSource, Tokenise};
 use super::run::{passes_per_repetition, run_point, PointSettings};
-use super::summary::{summarise_point, PointSpec, PointSummary};
+use super::summary::{cost_input, summarise_point, PointSpec, PointSummary};
 use super::{BenchReport, RunSettings};
+use crate::accounting::deployment::Deployment;
+use crate::accounting::money::{cost_report, CostFormula};
 use crate::accounting::{Accountant, Precision};
 use crate::data::{codec_covers, data_dir};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::machine::detect::{detect_gpu, detect_host};
+use crate::machine::energy::EnergyMeter;
 use crate::machine::hardware::HardwareTable;
 use crate::machine::targets::{targets, TargetSources, Targets};
 use crate::model::dtype::DType;
@@ -51,6 +54,8 @@ pub struct BenchOptions {
     pub ceilings: Option<PathBuf>,
     /// Seed of random prompts.
     pub seed: u64,
+    /// The deployment the points are priced on, with the formula.
+    pub deployment: Option<(Deployment, CostFormula)>,
 }
 
 /// What a running sweep tells its caller.
@@ -177,6 +182,24 @@ impl<'c> Sweep<'c> {
             params_active: params.active_per_token(&desc),
             kv_cache: kv.name().into(),
             points: Vec::new(),
+            cost: None,
+        };
+        let meter = EnergyMeter::open(match dev.location() {
+            candle_core::DeviceLocation::Cuda { gpu_id } => Some(gpu_id),
+            _ => None,
+        });
+        if let Some(src) = (!meter.sources().is_empty()).then(|| meter.sources().join(", ")) {
+            obs.note(&format!(
+                "energy: measured over each point's timed window ({src})"
+            ));
+        }
+        let price = |points: &[PointSummary]| -> Result<_> {
+            a.deployment
+                .as_ref()
+                .map(|(d, f)| {
+                    cost_report(d, *f, &points.iter().map(cost_input).collect::<Vec<_>>())
+                })
+                .transpose()
         };
         let points: Vec<PointSpec> = a
             .prompt_len
@@ -226,19 +249,23 @@ impl<'c> Sweep<'c> {
                 a.seed,
             )?;
             let ids: Vec<Vec<u32>> = prompts.iter().map(|q| q.ids.clone()).collect();
-            let reps =
-                run_point(engine, &ids, point_settings, &mut |n| obs.tokens(n)).map_err(|e| {
-                    e.within(format!("point batch {} prompt {}", p.batch, p.prompt_len))
-                })?;
+            let meter = meter.available().then_some(&meter);
+            let (reps, power) =
+                run_point(engine, &ids, point_settings, meter, &mut |n| obs.tokens(n)).map_err(
+                    |e| e.within(format!("point batch {} prompt {}", p.batch, p.prompt_len)),
+                )?;
             let mut summary = summarise_point(&acct, *p, a.gen_len, &reps, peaks)?;
             summary.prompt_items = prompts.iter().map(|q| q.items.clone()).collect();
+            summary.power = power;
             run_dir.save_point(*p, &reps, &summary)?;
             obs.point_done(&summary);
             done.insert(p.id(), summary);
             report.points = finished(&points, &done);
+            report.cost = price(&report.points)?;
             obs.report(&out, &report)?;
         }
         report.points = finished(&points, &done);
+        report.cost = price(&report.points)?;
         obs.report(&out, &report)?;
         Ok(report)
     }

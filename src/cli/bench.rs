@@ -1,6 +1,7 @@
 //! `moecap bench` (the sweep with its progress bar, exporting the reports after every point) and
 //! `moecap hw measure` (the machine's ceilings, cached per machine).
 
+use super::cost::engine_deployment;
 use super::options::{BenchArgs, EngineArgs};
 use super::print_json;
 use anyhow::{anyhow, bail, Result};
@@ -81,6 +82,7 @@ pub(crate) fn cmd_bench(
         bail!("--repetitions must be at least 1");
     }
     let ck = engine_args.checkpoint()?;
+    let deployment = engine_deployment(engine_args, &ck, &a.cost, a.hardware.as_deref(), table)?;
     let sweep = Sweep::new(
         &ck,
         BenchOptions {
@@ -97,6 +99,7 @@ pub(crate) fn cmd_bench(
             remeasure: a.remeasure,
             ceilings: a.ceilings.clone(),
             seed: a.seed,
+            deployment,
         },
     )?;
     let mut engine = engine_args.load(&ck, true)?;
@@ -121,6 +124,10 @@ pub(crate) fn cmd_bench(
         println!("{l}");
     }
     print!("{}", points_table(&report));
+    if let Some(c) = &report.cost {
+        println!();
+        print!("{}", moecap::export::cost::cost_markdown(c));
+    }
     println!(
         "report: {} (summary.md, summary.csv, summary.json, records.jsonl, routing/, *.svg)",
         progress.out.display()

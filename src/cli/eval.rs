@@ -1,6 +1,7 @@
 //! `moecap eval`: accuracy tasks on the engine with a progress bar per task; the pipeline is the
 //! library's (`moecap::eval::run`), the reports its exporters'.
 
+use super::cost::engine_deployment;
 use super::options::{EngineArgs, EvalArgs};
 use super::print_json;
 use anyhow::{anyhow, bail, Context, Result};
@@ -71,6 +72,7 @@ pub(crate) fn cmd_eval(
         bail!("--chat is zero-shot: drop --shots");
     }
     let ck = engine_args.checkpoint()?;
+    let deployment = engine_deployment(engine_args, &ck, &a.cost, a.hardware.as_deref(), table)?;
     let evaluation = Evaluation::new(
         &ck,
         EvalOptions {
@@ -85,6 +87,7 @@ pub(crate) fn cmd_eval(
             out: a.out.clone(),
             hardware: a.hardware.clone(),
             ceilings: a.ceilings.clone(),
+            deployment,
         },
     )
     .map_err(super::options::model_flag)?;

@@ -3,12 +3,15 @@
 //! the pipelines themselves live in the library.
 
 mod bench;
+mod cost;
+mod cost_options;
 mod engine;
 mod eval;
 mod hw;
 mod metrics;
 mod model;
 mod offload;
+mod offload_options;
 pub(crate) mod options;
 mod roofline;
 
@@ -31,6 +34,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Upcycle(a) => engine::cmd_upcycle(a),
         Command::Hw { command } => match command {
             HwCommand::List { json } => hw::cmd_hw_list(&table()?, *json),
+            HwCommand::Parts { json } => cost::cmd_hw_parts(*json),
             HwCommand::Detect { json } => hw::cmd_hw_detect(&table()?, *json),
             HwCommand::Measure {
                 device,
@@ -39,6 +43,9 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             } => bench::cmd_hw_measure(device, dtype, *json),
         },
         Command::Routing(a) => offload::cmd_routing(a),
+        Command::Cost(a) => cost::cmd_cost(a, &table()?),
+        Command::Report(a) => cost::cmd_report(a, &table()?),
+        Command::Compare(a) => cost::cmd_compare(a),
         Command::Offload { command } => match command {
             OffloadCommand::Simulate(a) => offload::cmd_simulate(a, &table()?),
         },

@@ -4,7 +4,9 @@
 use super::options::{checkpoint, RoutingArgs, SimulateArgs};
 use super::print_json;
 use anyhow::{anyhow, bail, Context, Result};
+use moecap::accounting::deployment::{Deployment, DEFAULT_SERVER_CPU};
 use moecap::accounting::offload::{DeviceTime, Simulation};
+use moecap::accounting::offload_cost::{host_template, price_simulation, PricedConfig};
 use moecap::accounting::{Accountant, Precision};
 use moecap::export::offload::{
     routing_markdown, simulate_markdown, write_routing_reports, write_simulate_reports,
@@ -13,6 +15,7 @@ use moecap::machine::cache::{cache_file, read_cached};
 use moecap::machine::detect::detect_host;
 use moecap::machine::dirs::cache_dir;
 use moecap::machine::hardware::{HardwareTable, Peaks};
+use moecap::machine::parts::PartsTable;
 use moecap::machine::targets::machine_key;
 use moecap::model::dtype::DType;
 use moecap::model::source::Checkpoint;
@@ -22,6 +25,8 @@ use moecap::offload::sim::{Profile, SimOptions, Variant};
 use moecap::offload::timing::{Host, Link, MissHandler, Sizes, TimeModel};
 use moecap::offload::trace::Trace;
 use moecap::records::KvCacheKind;
+use moecap::records::Phase;
+use std::path::Path;
 
 /// The model of a trace: `--model`, else the bench run's.
 fn model_of(arg: Option<&str>, trace: &Trace) -> Result<Option<Checkpoint>> {
@@ -255,13 +260,50 @@ pub(crate) fn cmd_simulate(a: &SimulateArgs, table: &HardwareTable) -> Result<()
         peaks,
     };
     let report = sim.run(&trace, &variants, &capacities);
+    let priced = match a.deployment.as_deref() {
+        None => None,
+        Some(spec) => {
+            let parts = PartsTable::builtin()?;
+            let host = if spec == "default" {
+                let cpu = table.find(DEFAULT_SERVER_CPU)?;
+                host_template(&Deployment::default_for(cpu, 1, 0.0, table, &parts)?)
+            } else {
+                host_template(&Deployment::read(Path::new(spec), table, &parts)?)
+            };
+            let decode: Vec<_> = trace
+                .passes()
+                .filter(|p| p.phase == Phase::Decode)
+                .collect();
+            let tokens: usize = decode.iter().map(|p| p.tokens()).sum();
+            let all_experts = acct.weight_footprint_bytes() - acct.non_expert_bytes();
+            Some(price_simulation(
+                &report,
+                &host,
+                table,
+                &parts,
+                all_experts,
+                tokens as f64,
+                decode.len() as f64,
+            )?)
+        }
+    };
     if let Some(out) = &a.out {
         write_simulate_reports(out, &report)?;
+        if let Some(p) = &priced {
+            moecap::files::write_json(&out.join("cost.json"), p)?;
+        }
     }
     if a.json {
-        return print_json(&report);
+        let mut v = serde_json::to_value(&report)?;
+        if let (Some(p), Some(obj)) = (&priced, v.as_object_mut()) {
+            obj.insert("cost".into(), serde_json::to_value(p)?);
+        }
+        return print_json(&v);
     }
     print!("{}", simulate_markdown(&report));
+    if let Some(p) = &priced {
+        print!("{}", priced_markdown(p));
+    }
     if !report.time_model.timed() {
         println!(
             "(no times: give --hardware with a host link or --link-gbs{})",
@@ -296,4 +338,29 @@ fn machine_host() -> Option<Host> {
         bytes_per_s: c.bandwidth_bytes_per_s(),
         flops_per_s: c.flops_per_s(candle_core::DType::F32)?,
     })
+}
+
+/// The priced configurations as a markdown table.
+fn priced_markdown(p: &[PricedConfig]) -> String {
+    let f = |x: Option<f64>, d: usize| x.map_or("-".to_string(), |v| format!("{v:.d$}"));
+    let mut md = String::from(
+        "\n## Cost of each configuration\n\n| policy | capacity | device memory GB | smallest GPU | host DRAM GB | $/h | decode tok/s | decode $/Mtok |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for c in p {
+        md += &format!(
+            "| {} | {} | {:.2} | {} | {} | {} | {} | {} |\n",
+            c.policy,
+            c.capacity.map_or("all".into(), |x| x.to_string()),
+            c.device_memory_bytes / 1e9,
+            c.gpu.as_deref().unwrap_or("none large enough"),
+            c.dram_gb,
+            f(c.cost_per_hour, 3),
+            f(c.decode_tokens_per_s, 1),
+            f(c.decode_usd_per_mtoken, 4),
+        );
+    }
+    md += "\nEach configuration on one GPU, the smallest of the hardware table whose memory holds its \
+device memory, plus the host and DRAM for every routed expert (docs/COST.md); decode tokens/s is \
+the simulation's predicted TPOT over the trace's decode tokens per pass.\n";
+    md
 }

@@ -1,5 +1,7 @@
 //! Command-line options: every command's flags, and their resolution to library values.
 
+pub(crate) use super::cost_options::*;
+pub(crate) use super::offload_options::*;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use moecap::accounting::setup::DeviceSetup;
@@ -70,120 +72,17 @@ pub(crate) enum Command {
     /// Routing analytics of a trace: expert load, co-activation, inter-layer predictability,
     /// temporal locality (tables and heatmaps).
     Routing(RoutingArgs),
+    /// Price a bench or eval run on a deployment: $/Mtoken and J/token per point.
+    Cost(CostArgs),
+    /// One self-contained HTML page (CAP report) of one or more bench and eval runs.
+    Report(ReportArgs),
+    /// A leaderboard of several bench runs, point by point, with significance flags.
+    Compare(CompareArgs),
     /// Expert offloading: replay every cache policy on a routing trace.
     Offload {
         #[command(subcommand)]
         command: OffloadCommand,
     },
-}
-
-#[derive(Args)]
-pub(crate) struct RoutingArgs {
-    /// A bench run folder, a routing file (`routing/POINT.jsonl`), engine records with routing
-    /// (`generate --records`, eval's `records.jsonl`) or an import-format trace.
-    #[arg(value_name = "RUN_DIR|TRACE")]
-    pub(crate) trace: PathBuf,
-    /// The model (expert counts; default: the bench run's model, else inferred from the trace).
-    #[arg(long, value_name = "DIR|PRESET|synthetic:NAME")]
-    pub(crate) model: Option<String>,
-    /// Which passes: prefill, decode or all.
-    #[arg(long, default_value = "all")]
-    pub(crate) phase: String,
-    /// The MoE layer of the co-activation heatmap [default: the first].
-    #[arg(long)]
-    pub(crate) layer: Option<usize>,
-    /// Write routing.md/csv/json and the heatmaps here.
-    #[arg(long, value_name = "DIR")]
-    pub(crate) out: Option<PathBuf>,
-    /// Print JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
-}
-
-#[derive(Subcommand)]
-pub(crate) enum OffloadCommand {
-    /// Replay cache policies × capacities on a routing trace: hits, misses, bytes moved,
-    /// predicted TTFT/TPOT and device memory.
-    Simulate(SimulateArgs),
-}
-
-#[derive(Args)]
-pub(crate) struct SimulateArgs {
-    /// A bench run folder or a trace file (as `moecap routing` reads them).
-    #[arg(long, value_name = "RUN_DIR|TRACE")]
-    pub(crate) trace: PathBuf,
-    /// The model [default: the bench run's model].
-    #[arg(long, value_name = "DIR|PRESET|synthetic:NAME")]
-    pub(crate) model: Option<String>,
-    /// A hardware-table row: the device whose roofline gives pass times, whose host link carries
-    /// the misses and whose bandwidth S-MBU is measured against [default: the trace's measured
-    /// pass times].
-    #[arg(long, value_name = "NAME")]
-    pub(crate) hardware: Option<String>,
-    /// Weight format [default: the bench run's engine dtype, else the checkpoint's].
-    #[arg(long)]
-    pub(crate) dtype: Option<String>,
-    /// Policies (comma-separated): lru, lfu, lfru, static, belady, and lru+prefetch,
-    /// lfu+prefetch, lfru+prefetch.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "lru,lfu,lfru,static,belady"
-    )]
-    pub(crate) policy: Vec<String>,
-    /// layer (a pool of capacity experts per MoE layer) or global (one pool).
-    #[arg(long, default_value = "layer")]
-    pub(crate) scope: String,
-    /// Capacities to sweep (comma-separated) [default: 0, 1, 2, 4, … up to every expert].
-    #[arg(long, value_delimiter = ',', conflicts_with = "device_memory")]
-    pub(crate) capacity: Vec<usize>,
-    /// Device memory for the weights (bytes; k, M, G, Ki, Mi, Gi suffixes): the capacity it
-    /// leaves after everything but the routed experts.
-    #[arg(long, value_name = "BYTES")]
-    pub(crate) device_memory: Option<String>,
-    /// How a miss is served: fetch (weights over the link), cpu (computed on the host), lowbit
-    /// (a low-precision copy over the link).
-    #[arg(long, default_value = "fetch")]
-    pub(crate) on_miss: String,
-    /// The low-precision copy of --on-miss lowbit: int8 or int4.
-    #[arg(long, default_value = "int8")]
-    pub(crate) lowbit: String,
-    /// Experts a +prefetch policy loads per layer step [default: the model's top-k].
-    #[arg(long)]
-    pub(crate) prefetch: Option<usize>,
-    /// Uploads a prefetch may start per layer step [default: --prefetch].
-    #[arg(long)]
-    pub(crate) max_uploads: Option<usize>,
-    /// Host link bandwidth per direction, GB/s [default: the hardware row's host link].
-    #[arg(long, value_name = "GB/S")]
-    pub(crate) link_gbs: Option<f64>,
-    /// Latency of one transfer over the host link, microseconds.
-    #[arg(long, default_value_t = 10.0, value_name = "US")]
-    pub(crate) link_latency_us: f64,
-    /// Host memory bandwidth for --on-miss cpu, GB/s [default: this machine's measured ceilings,
-    /// when cached].
-    #[arg(long, value_name = "GB/S")]
-    pub(crate) cpu_gbs: Option<f64>,
-    /// Host matmul throughput for --on-miss cpu, GFLOP/s [default: this machine's measured
-    /// ceilings, when cached].
-    #[arg(long, value_name = "GFLOP/S")]
-    pub(crate) cpu_gflops: Option<f64>,
-    /// LFRU's half-life of an access's weight, in passes.
-    #[arg(long, default_value_t = 8.0)]
-    pub(crate) lfru_half_life: f64,
-    /// `static`: start every policy full with the static policy's set.
-    #[arg(long, value_name = "static")]
-    pub(crate) warm: Option<String>,
-    /// The trace the static sets and prefetch predictions are counted over [default: the
-    /// replayed trace, i.e. the best static placement].
-    #[arg(long, value_name = "RUN_DIR|TRACE")]
-    pub(crate) profile: Option<PathBuf>,
-    /// Write results.json/csv/md and the plots here.
-    #[arg(long, value_name = "DIR")]
-    pub(crate) out: Option<PathBuf>,
-    /// Print JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
 }
 
 #[derive(Args)]
@@ -210,6 +109,16 @@ pub(crate) struct RooflineArgs {
     /// A TPOT target in seconds: report the bandwidth needed to meet it.
     #[arg(long, value_name = "SECONDS")]
     pub(crate) tpot_slo: Option<f64>,
+    /// Instead of --hardware's bounds: the cheapest device × count of the table meeting
+    /// --tpot-slo at one --batch and --context, all-resident or offloading experts at --hit-rate.
+    #[arg(long, requires = "tpot_slo")]
+    pub(crate) offload: bool,
+    /// Expert-cache hit rate assumed for --offload (measure one with `moecap offload simulate`).
+    #[arg(long, default_value_t = 0.9, value_name = "FRACTION")]
+    pub(crate) hit_rate: f64,
+    /// Devices per configuration at most, for --offload.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) max_devices: u32,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -348,6 +257,12 @@ pub(crate) struct UpcycleArgs {
 
 #[derive(Subcommand)]
 pub(crate) enum HwCommand {
+    /// Print the parts table (DRAM, SSD, board, NIC prices and power for deployments).
+    Parts {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the hardware table.
     List {
         /// Print JSON.
@@ -420,6 +335,8 @@ pub(crate) struct EvalArgs {
     /// Measured ceilings file instead of the cache.
     #[arg(long, value_name = "FILE")]
     pub(crate) ceilings: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) cost: DeploymentArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -468,6 +385,8 @@ pub(crate) struct BenchArgs {
     /// Seed of random prompts.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
+    #[command(flatten)]
+    pub(crate) cost: DeploymentArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     pub(crate) json: bool,

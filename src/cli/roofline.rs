@@ -3,9 +3,13 @@
 use super::options::*;
 use super::print_json;
 use anyhow::{bail, Result};
+use moecap::accounting::offload_cost::{cheapest_devices, OffloadQuestion};
 use moecap::accounting::roofline::roofline;
+use moecap::accounting::setup::DeviceSetup;
 use moecap::export::table::{secs, si, Table};
 use moecap::machine::hardware::HardwareTable;
+use moecap::machine::parts::PartsTable;
+use moecap::model::descriptor::ModelDesc;
 use serde_json::json;
 
 pub(crate) fn cmd_roofline(a: &RooflineArgs, table: &HardwareTable) -> Result<()> {
@@ -24,6 +28,9 @@ pub(crate) fn cmd_roofline(a: &RooflineArgs, table: &HardwareTable) -> Result<()
         if !(s.is_finite() && s > 0.0) {
             bail!("--tpot-slo must be a positive number of seconds");
         }
+    }
+    if a.offload {
+        return offload_question(a, &dev, d, table);
     }
     let peaks = dev.peaks()?;
     let acct = dev.accountant(d);
@@ -91,5 +98,85 @@ pub(crate) fn cmd_roofline(a: &RooflineArgs, table: &HardwareTable) -> Result<()
         t.row(row);
     }
     print!("{}", t.render());
+    Ok(())
+}
+
+/// `moecap roofline --offload`: the cheapest device × count meeting the TPOT target.
+fn offload_question(
+    a: &RooflineArgs,
+    dev: &DeviceSetup,
+    d: &ModelDesc,
+    table: &HardwareTable,
+) -> Result<()> {
+    let (&[batch], &[context]) = (a.batch.as_slice(), a.context.as_slice()) else {
+        bail!("--offload answers for one --batch and one --context (e.g. --batch 1 --context 512)");
+    };
+    if !(0.0..=1.0).contains(&a.hit_rate) {
+        bail!(
+            "--hit-rate is a fraction between 0 and 1, not {}",
+            a.hit_rate
+        );
+    }
+    if a.max_devices == 0 {
+        bail!("--max-devices must be at least 1");
+    }
+    let slo = a
+        .tpot_slo
+        .ok_or_else(|| anyhow::anyhow!("--offload needs --tpot-slo"))?;
+    let acct = dev.accountant(d);
+    let q = OffloadQuestion {
+        batch,
+        context,
+        tpot_slo_s: slo,
+        hit_rate: a.hit_rate,
+        max_devices: a.max_devices,
+    };
+    let choices = cheapest_devices(&acct, dev.dtype, q, table, &PartsTable::builtin()?)?;
+    if a.json {
+        return print_json(&json!({
+            "model": d.display_name(),
+            "dtype": dev.dtype,
+            "batch": batch,
+            "context": context,
+            "tpot_slo_s": slo,
+            "hit_rate": a.hit_rate,
+            "choices": choices,
+        }));
+    }
+    println!(
+        "{} ({} weights), batch {batch}, context {context}: devices meeting TPOT <= {} (offloading at hit rate {}), cheapest first",
+        d.display_name(),
+        dev.dtype,
+        secs(slo),
+        a.hit_rate
+    );
+    let mut t = Table::new(&[
+        "hardware",
+        "devices",
+        "mode",
+        "resident experts",
+        "TPOT",
+        "$/h",
+        "$/Mtok",
+    ]);
+    for c in &choices {
+        t.row(vec![
+            c.hardware.clone(),
+            c.devices.to_string(),
+            c.mode.to_string(),
+            format!("{:.0}", c.resident_experts),
+            secs(c.tpot_s),
+            format!("{:.3}", c.cost_per_hour),
+            format!("{:.4}", c.usd_per_mtoken),
+        ]);
+    }
+    print!("{}", t.render());
+    if choices.is_empty() {
+        println!(
+            "no device x count up to --max-devices {} meets the target",
+            a.max_devices
+        );
+    }
+    println!("(TPOT: the decode roofline on the devices plus the missed experts over the host link; each device with the default host, docs/COST.md)");
     Ok(())
 }

@@ -9,12 +9,15 @@ use super::report::{EvalReport, Performance};
 use super::score::{generate_answers, score_choices, Generation, CHAT_STOPS};
 use super::tasks::{is_sample, load, Items, Task};
 use super::{summarise_choices, summarise_gen};
+use crate::accounting::deployment::Deployment;
 use crate::accounting::metrics::exact_metrics;
+use crate::accounting::money::CostFormula;
 use crate::accounting::{Accountant, Precision};
 use crate::data::codec_covers;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::machine::detect::{detect_gpu, detect_host};
+use crate::machine::energy::EnergyMeter;
 use crate::machine::hardware::HardwareTable;
 use crate::machine::targets::{targets, TargetSources};
 use crate::model::dtype::DType;
@@ -49,6 +52,8 @@ pub struct EvalOptions {
     pub hardware: Option<String>,
     /// A ceilings file instead of the cache.
     pub ceilings: Option<PathBuf>,
+    /// The deployment the run is priced on, with the formula.
+    pub deployment: Option<(Deployment, CostFormula)>,
 }
 
 /// What a running evaluation tells its caller.
@@ -147,6 +152,11 @@ impl<'c> Evaluation<'c> {
         std::fs::write(&rec_path, b"").map_err(|e| Error::io(&rec_path, e))?;
         let desc = engine.model.desc.clone();
         let mut summaries = Vec::new();
+        let meter = EnergyMeter::open(match engine.model.device.location() {
+            candle_core::DeviceLocation::Cuda { gpu_id } => Some(gpu_id),
+            _ => None,
+        });
+        let window = meter.available().then(|| meter.start());
         let mut all_records = Vec::new();
         for (task, shots, items) in &self.loaded {
             obs.task(task.name(), items.len());
@@ -195,6 +205,7 @@ impl<'c> Evaluation<'c> {
             obs.task_done(task.name(), items.len());
             summaries.push(summary);
         }
+        let power = window.as_ref().and_then(|w| meter.stop(w));
         let performance = if all_records.is_empty() {
             None
         } else {
@@ -236,7 +247,7 @@ impl<'c> Evaluation<'c> {
                 decode_measured: dm,
             })
         };
-        Ok(EvalReport {
+        EvalReport {
             moecap_version: env!("CARGO_PKG_VERSION").into(),
             model: self.ck.arg.clone(),
             model_name: desc.display_name(),
@@ -251,6 +262,9 @@ impl<'c> Evaluation<'c> {
             batch: a.batch,
             tasks: summaries,
             performance,
-        })
+            power,
+            cost: None,
+        }
+        .priced(a.deployment.as_ref())
     }
 }

@@ -48,6 +48,10 @@ pub fn eval_markdown(report: &EvalReport) -> String {
         }
         md += "\n";
     }
+    if let Some(c) = &report.cost {
+        md += "\n";
+        md += &super::cost::cost_markdown(c);
+    }
     md
 }
 

@@ -133,7 +133,8 @@ pub fn preamble(r: &BenchReport) -> Vec<String> {
 }
 
 /// The columns and rows of the points table; no-probe runs get the probe's overhead too.
-fn rows(r: &BenchReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
+/// The sweep table: its columns and one row of cells per point.
+pub fn rows(r: &BenchReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let overhead = r.points.iter().any(|p| p.decode.probe_overhead.is_some());
     let mut cols = COLUMNS.to_vec();
     if overhead {
@@ -193,5 +194,9 @@ against the measured copy/triad bandwidth (meas.) or the hardware table's figure
 `docs/metrics.md` defines every figure. Experts/layer is the mean number of distinct experts \
 per MoE layer per decode pass, beside what uniform routing would activate. `summary.csv` and \
 `summary.json` hold every figure; `records.jsonl` every pass; `routing/` every token's experts.\n";
+    if let Some(c) = &r.cost {
+        out += "\n";
+        out += &super::cost::cost_markdown(c);
+    }
     out
 }

@@ -3,6 +3,7 @@
 //! summary being the serialised [`BenchReport`] itself; of an evaluation [`eval`]; and the
 //! plain-text tables of the command line ([`table`]).
 
+pub mod cost;
 pub mod csv;
 pub mod eval;
 pub mod markdown;

@@ -399,6 +399,79 @@ pub fn heatmap(
     out
 }
 
+/// A radar chart: one spoke per axis, each series a closed polygon of its values in [0, 1]
+/// (1 at the rim); a missing value sits at the centre and is marked `n/a` in the legend.
+pub fn radar(title: &str, axes: &[&str], series: &[(String, Vec<Option<f64>>)]) -> String {
+    const COLORS: [&str; 6] = [
+        "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+    ];
+    let (w, h, cx, cy, r) = (720.0, 400.0, 200.0, 215.0, 150.0);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
+        w / 2.0,
+        esc(title)
+    );
+    let n = axes.len().max(1) as f64;
+    let at = |i: usize, v: f64| {
+        let a = -std::f64::consts::FRAC_PI_2 + i as f64 * 2.0 * std::f64::consts::PI / n;
+        (cx + r * v * a.cos(), cy + r * v * a.sin())
+    };
+    for ring in [0.25, 0.5, 0.75, 1.0] {
+        let pts: Vec<String> = (0..axes.len())
+            .map(|i| {
+                let (x, y) = at(i, ring);
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        out += &format!(
+            "<polygon points=\"{}\" fill=\"none\" stroke=\"#ccc\"/>\n",
+            pts.join(" ")
+        );
+    }
+    for (i, name) in axes.iter().enumerate() {
+        let (x, y) = at(i, 1.0);
+        let (lx, ly) = at(i, 1.14);
+        out += &format!(
+            "<line x1=\"{cx}\" y1=\"{cy}\" x2=\"{x:.1}\" y2=\"{y:.1}\" stroke=\"#999\"/>\n<text x=\"{lx:.1}\" y=\"{ly:.1}\" text-anchor=\"middle\" dominant-baseline=\"middle\">{}</text>\n",
+            esc(name)
+        );
+    }
+    for (k, (name, vals)) in series.iter().enumerate() {
+        let color = COLORS[k % COLORS.len()];
+        let pts: Vec<String> = vals
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let (x, y) = at(i, v.unwrap_or(0.0).clamp(0.0, 1.0));
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        out += &format!(
+            "<polygon class=\"series\" points=\"{}\" fill=\"{color}\" fill-opacity=\"0.18\" stroke=\"{color}\" stroke-width=\"2\"/>\n",
+            pts.join(" ")
+        );
+        let missing: Vec<&str> = vals
+            .iter()
+            .zip(axes)
+            .filter(|(v, _)| v.is_none())
+            .map(|(_, a)| *a)
+            .collect();
+        let ly = 60.0 + k as f64 * 20.0;
+        out += &format!(
+            "<rect x=\"385\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{color}\"/>\n<text x=\"402\" y=\"{ly}\">{}{}</text>\n",
+            ly - 10.0,
+            esc(name),
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} n/a)", missing.join(", "))
+            }
+        );
+    }
+    out += "</svg>\n";
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,5 +6,7 @@ pub mod cache;
 pub mod ceilings;
 pub mod detect;
 pub mod dirs;
+pub mod energy;
 pub mod hardware;
+pub mod parts;
 pub mod targets;
