@@ -25,7 +25,8 @@ const R: f64 = 170.0;
 const T: f64 = 48.0;
 const B: f64 = 50.0;
 
-fn esc(s: &str) -> String {
+/// Escapes text for XML and HTML (`&`, `<`, `>`, `"`).
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

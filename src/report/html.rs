@@ -14,19 +14,12 @@ use crate::accounting::money::CostReport;
 use crate::export::markdown::rows;
 use crate::export::offload::routing_plots;
 use crate::export::plots::plots;
-use crate::export::svg::radar;
+use crate::export::svg::{esc, radar};
 use crate::offload::analytics::{analyse, PhaseFilter};
 use crate::offload::layout_of;
 use crate::offload::trace::Trace;
 use std::collections::BTreeMap;
 use std::path::Path;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:1180px;margin:1.5em auto;padding:0 1em;color:#222}\
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}\
