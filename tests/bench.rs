@@ -392,6 +392,7 @@ fn report_files_agree_with_each_other() {
         "summary.md",
         "throughput.svg",
         "prefill_throughput.svg",
+        "latency.svg",
         "s_mbu.svg",
         "experts.svg",
         "breakdown.svg",

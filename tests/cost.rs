@@ -137,12 +137,13 @@ fn cost_command_adds_the_published_formula_and_rejects_bad_deployments() {
                 + 2.0 * p["tpot_s"]["median"].as_f64().unwrap());
         let energy = (700.0 * 2.0 + 350.0) / 1000.0 * 0.15 * secs / 3600.0;
         let compat = &c["compat"];
+        // The published table's H100 SXM: $38,000, 700 W; its fixed CPU: $7,214.
         assert_eq!(
             compat["capital_usd"].as_f64().unwrap(),
-            2.0 * 30000.0 + 7214.0
+            2.0 * 38000.0 + 7214.0
         );
         assert!((compat["energy_usd"].as_f64().unwrap() - energy).abs() < 1e-15);
-        let cost = 1.2 * energy + 1.25 * 67214.0;
+        let cost = 1.2 * energy + 1.25 * 83214.0;
         assert!((compat["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
     }
     for (body, needle) in [
@@ -193,6 +194,7 @@ fn report_is_one_self_contained_page_with_every_section() {
         "<h3>Routing</h3>",
         "<h3>Cost</h3>",
         "run0-throughput.svg",
+        "run0-latency.svg",
         "run0-coactivation.svg",
     ] {
         assert!(page.contains(needle), "missing {needle}");

@@ -4,6 +4,7 @@
 
 use super::deployment::Deployment;
 use crate::error::{Error, Result};
+use crate::machine::compat_prices::CompatPrices;
 pub use crate::machine::energy::MeasuredPower;
 use crate::machine::parts::PartKind;
 use serde::{Deserialize, Serialize};
@@ -156,7 +157,9 @@ pub fn compat_cost(gpu_price_usd: f64, gpu_tdp_w: f64, gpus: f64, seconds: f64) 
     }
 }
 
-/// The published formula on a deployment's accelerators (one kind of GPU, as that code assumes).
+/// The published formula on a deployment's accelerators (one kind of GPU, as that code assumes),
+/// with that code's own price and TDP of the GPU; like that code, no cost for a GPU its table
+/// does not list.
 pub fn compat_cost_of(d: &Deployment, seconds: f64) -> Result<CompatCost> {
     let gpus: Vec<_> = d.gpus().collect();
     let first = gpus.first().ok_or_else(|| {
@@ -175,8 +178,21 @@ pub fn compat_cost_of(d: &Deployment, seconds: f64) -> Result<CompatCost> {
                 .join(", ")
         )));
     }
+    let table = CompatPrices::builtin()?;
+    let row = table.of_hardware(&first.name).ok_or_else(|| {
+        Error::Unsupported(format!(
+            "--formula moecap-compat: the published harness's price table has no {} (it lists {}) and its code gives no cost for it",
+            first.name,
+            table
+                .rows
+                .iter()
+                .filter_map(|r| r.hardware.as_deref())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
     let n: f64 = gpus.iter().map(|g| g.count).sum();
-    Ok(compat_cost(first.price_usd, first.power_w, n, seconds))
+    Ok(compat_cost(row.price_usd, row.tdp_w, n, seconds))
 }
 
 /// Which arithmetic a cost report uses.
@@ -382,10 +398,14 @@ mod tests {
         let d = deployment(
             r#"{"parts":[{"part":"H100-SXM","count":2},{"part":"EPYC-9654","count":1}]}"#,
         );
+        // The published table's H100 SXM ("H100-80GB-HBM3"): $38,000 and 700 W.
         assert_eq!(
             compat_cost_of(&d, 3600.0).unwrap(),
-            compat_cost(30000.0, 700.0, 2.0, 3600.0)
+            compat_cost(38000.0, 700.0, 2.0, 3600.0)
         );
+        let h20 = deployment(r#"{"parts":[{"part":"H20","count":1}]}"#);
+        let e = compat_cost_of(&h20, 1.0).unwrap_err().to_string();
+        assert!(e.contains("has no H20-96GB"), "{e}");
         let cpu = deployment(r#"{"parts":[{"part":"EPYC-9654","count":1}]}"#);
         assert!(compat_cost_of(&cpu, 1.0).is_err());
     }

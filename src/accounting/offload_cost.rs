@@ -32,6 +32,26 @@ pub struct PricedConfig {
     pub decode_tokens_per_s: Option<f64>,
     /// USD per million decode tokens.
     pub decode_usd_per_mtoken: Option<f64>,
+    /// On the cost–performance frontier: no other configuration is as cheap per hour and at least
+    /// as fast, and strictly better in one.
+    pub frontier: bool,
+}
+
+/// Marks the configurations no other one dominates in cost per hour (lower) and decode tokens/s
+/// (higher); those without both figures are never on the frontier.
+pub fn mark_frontier(c: &mut [PricedConfig]) {
+    let pts: Vec<Option<(f64, f64)>> = c
+        .iter()
+        .map(|x| x.cost_per_hour.zip(x.decode_tokens_per_s))
+        .collect();
+    for (i, x) in c.iter_mut().enumerate() {
+        x.frontier = match pts[i] {
+            None => false,
+            Some((ci, ti)) => !pts.iter().enumerate().any(|(j, p)| {
+                j != i && p.is_some_and(|(cj, tj)| cj <= ci && tj >= ti && (cj < ci || tj > ti))
+            }),
+        };
+    }
 }
 
 /// The host of priced deployments: a deployment's parts other than accelerators and DRAM.
@@ -154,6 +174,7 @@ pub fn price_simulation(
                 .zip(tps)
                 .and_then(|(r, t)| phase_cost(&r, t))
                 .map(|c| c.usd_per_mtoken),
+            frontier: false,
         })
     };
     let mut out = Vec::new();
@@ -177,6 +198,7 @@ pub fn price_simulation(
             )?);
         }
     }
+    mark_frontier(&mut out);
     Ok(out)
 }
 
@@ -296,4 +318,38 @@ pub fn cheapest_devices(
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(cost: Option<f64>, tps: Option<f64>) -> PricedConfig {
+        PricedConfig {
+            policy: "p".into(),
+            capacity: None,
+            device_memory_bytes: 0.0,
+            gpu: None,
+            dram_gb: 0.0,
+            cost_per_hour: cost,
+            decode_tokens_per_s: tps,
+            decode_usd_per_mtoken: None,
+            frontier: false,
+        }
+    }
+
+    #[test]
+    fn the_frontier_keeps_only_undominated_configurations() {
+        let mut c = vec![
+            cfg(Some(1.0), Some(10.0)), // cheapest: frontier
+            cfg(Some(2.0), Some(30.0)), // faster for more: frontier
+            cfg(Some(2.0), Some(20.0)), // as dear as [1], slower: dominated
+            cfg(Some(3.0), Some(30.0)), // dearer than [1], no faster: dominated
+            cfg(Some(4.0), Some(40.0)), // fastest: frontier
+            cfg(None, Some(50.0)),      // no price: never
+        ];
+        mark_frontier(&mut c);
+        let f: Vec<bool> = c.iter().map(|x| x.frontier).collect();
+        assert_eq!(f, [true, true, false, false, true, false]);
+    }
 }

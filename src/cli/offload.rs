@@ -344,11 +344,11 @@ fn machine_host() -> Option<Host> {
 fn priced_markdown(p: &[PricedConfig]) -> String {
     let f = |x: Option<f64>, d: usize| x.map_or("-".to_string(), |v| format!("{v:.d$}"));
     let mut md = String::from(
-        "\n## Cost of each configuration\n\n| policy | capacity | device memory GB | smallest GPU | host DRAM GB | $/h | decode tok/s | decode $/Mtok |\n|---|---|---|---|---|---|---|---|\n",
+        "\n## Cost of each configuration\n\n| policy | capacity | device memory GB | smallest GPU | host DRAM GB | $/h | decode tok/s | decode $/Mtok | frontier |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for c in p {
         md += &format!(
-            "| {} | {} | {:.2} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {:.2} | {} | {} | {} | {} | {} | {} |\n",
             c.policy,
             c.capacity.map_or("all".into(), |x| x.to_string()),
             c.device_memory_bytes / 1e9,
@@ -357,10 +357,12 @@ fn priced_markdown(p: &[PricedConfig]) -> String {
             f(c.cost_per_hour, 3),
             f(c.decode_tokens_per_s, 1),
             f(c.decode_usd_per_mtoken, 4),
+            if c.frontier { "yes" } else { "" },
         );
     }
     md += "\nEach configuration on one GPU, the smallest of the hardware table whose memory holds its \
 device memory, plus the host and DRAM for every routed expert (docs/COST.md); decode tokens/s is \
-the simulation's predicted TPOT over the trace's decode tokens per pass.\n";
+the simulation's predicted TPOT over the trace's decode tokens per pass; `frontier`: no other \
+configuration is as cheap per hour and at least as fast.\n";
     md
 }

@@ -1,4 +1,5 @@
-//! The report's SVG figures: decode and prefill throughput against batch size, decode S-MBU
+//! The report's SVG figures: decode and prefill throughput against batch size, TPOT and TTFT
+//! against batch size, decode S-MBU
 //! against batch size, activated experts per MoE layer against batch size beside the uniform
 //! curve, and the per-layer decode time breakdown of the largest batch.
 
@@ -67,6 +68,23 @@ pub fn plots(r: &BenchReport) -> Vec<(&'static str, String)> {
             ),
         ),
     ];
+    let mut latency = series(r, |p| p.tpot_s.map(|s| s.median * 1e3), ", TPOT", false);
+    latency.extend(series(
+        r,
+        |p| p.ttft_s.map(|s| s.median * 1e3),
+        ", TTFT",
+        true,
+    ));
+    out.push((
+        "latency.svg",
+        line_chart(
+            &format!("Latency\n{name}"),
+            "batch size",
+            "ms (solid: TPOT, dashed: TTFT)",
+            &latency,
+            true,
+        ),
+    ));
     let mut mbu = series(
         r,
         |p| {

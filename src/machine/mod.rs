@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod ceilings;
+pub mod compat_prices;
 pub mod detect;
 pub mod dirs;
 pub mod energy;

@@ -5,9 +5,10 @@
 //!
 //! The radar's axes, per model (runs grouped by model name): Cost = the lowest decode $/Mtoken
 //! of its bench points, Performance = the highest decode tokens/s, Accuracy = the mean over its
-//! eval tasks of each task's first metric. Each axis is normalised against the best model on it
-//! (higher-better: value / best; lower-better: best / value), so 1 at the rim is the best of the
-//! models shown, not an absolute scale; a model without a figure on an axis sits at the centre.
+//! eval tasks of each task's first metric. Cost and Performance are normalised against the best
+//! model on the axis (performance: value / best; cost: best / value), so 1 at the rim is the best
+//! of the models shown, not an absolute scale; Accuracy is plotted as the fraction it is. A model
+//! without a figure on an axis sits at the centre.
 
 use super::run::RunView;
 use crate::accounting::money::CostReport;
@@ -104,7 +105,8 @@ pub fn cap_points(runs: &[RunView], costs: &[Option<CostReport>]) -> BTreeMap<St
     out
 }
 
-/// The radar's values: each axis against the best model on it.
+/// The radar's values: cost and performance against the best model on the axis, accuracy as it
+/// is (already a fraction).
 pub fn normalise(points: &BTreeMap<String, CapPoint>) -> Vec<(String, Vec<Option<f64>>)> {
     let best = |f: fn(&CapPoint) -> Option<f64>, pick: fn(f64, f64) -> f64| {
         points
@@ -114,7 +116,6 @@ pub fn normalise(points: &BTreeMap<String, CapPoint>) -> Vec<(String, Vec<Option
     };
     let bc = best(|p| p.cost, f64::min);
     let bp = best(|p| p.performance, f64::max);
-    let ba = best(|p| p.accuracy, f64::max);
     points
         .iter()
         .map(|(m, p)| {
@@ -128,7 +129,7 @@ pub fn normalise(points: &BTreeMap<String, CapPoint>) -> Vec<(String, Vec<Option
                 vec![
                     ratio(p.cost, bc, true),
                     ratio(p.performance, bp, false),
-                    ratio(p.accuracy, ba, false),
+                    p.accuracy.map(|a| a.clamp(0.0, 1.0)),
                 ],
             )
         })
@@ -239,7 +240,7 @@ pub fn cap_report(runs: &[RunView], costs: &[Option<CostReport>]) -> String {
     h += &figure(
         "radar",
         &radar(
-            "Cost, Performance, Accuracy (1 = best shown)",
+            "Cost and Performance (1 = best shown), Accuracy",
             &["Cost", "Performance", "Accuracy"],
             &series,
         ),
@@ -265,7 +266,7 @@ pub fn cap_report(runs: &[RunView], costs: &[Option<CostReport>]) -> String {
         ],
         &capr,
     );
-    h += "<p class=\"note\">Cost: the lowest decode $/Mtoken over a model's bench points; Performance: the highest decode tokens/s; Accuracy: the mean over its eval tasks of each task's first metric. Each axis is divided by the best model shown (cost: best / value), so the rim is the best of these runs, not an absolute scale.</p>\n";
+    h += "<p class=\"note\">Cost: the lowest decode $/Mtoken over a model's bench points; Performance: the highest decode tokens/s; Accuracy: the mean over its eval tasks of each task's first metric. Cost and Performance are divided by the best model shown (cost: best / value), so their rim is the best of these runs, not an absolute scale; Accuracy is plotted as the fraction it is (the rim is 100 %).</p>\n";
     for (i, (r, c)) in runs.iter().zip(costs).enumerate() {
         h += &format!(
             "<h2 id=\"run{i}\">{} — {}</h2>\n",
