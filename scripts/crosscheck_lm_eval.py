@@ -64,13 +64,13 @@ def main():
         # one [log-likelihood, is-greedy] pair per choice (written as strings by some versions)
         ll = [float(r[0]) for r in s["filtered_resps"]]
         pred = max(range(len(ll)), key=lambda i: ll[i])
-        norm = [l / len(c.encode()) for l, c in zip(ll, it["choices"])]
-        pred_norm = max(range(len(norm)), key=lambda i: norm[i])
         agree += pred == it["pred"]
-        agree_norm += pred_norm == it["pred_norm"]
+        # lm-eval's own acc_norm of the item (its rule: log-likelihood / len(choice) in characters),
+        # not moecap's rule applied to lm-eval's numbers
+        agree_norm += (float(s["acc_norm"]) == 1.0) == it["correct_norm"]
         worst = max(worst, max(abs(x - y) for x, y in zip(ll, it["loglikelihoods"])))
     n = len(samples)
-    print(f"{n} items: the chosen answer agrees on {agree}/{n} (acc) and {agree_norm}/{n} (acc_norm); "
+    print(f"{n} items: the chosen answer agrees on {agree}/{n} (acc); lm-eval's acc_norm and moecap's agree on {agree_norm}/{n} items; "
           f"largest log-likelihood difference {worst:.2e}")
 
 

@@ -20,7 +20,8 @@ pub struct TaskSummary {
     pub task: String,
     /// Exemplars in each prompt.
     pub shots: usize,
-    /// Metric name → accuracy (`acc`, `acc_norm`; GSM8K: `exact_match_strict`,
+    /// Metric name → accuracy (`acc`, `acc_norm` per character as lm-evaluation-harness,
+    /// `acc_bytes` per UTF-8 byte; GSM8K: `exact_match_strict`,
     /// `exact_match_flexible`).
     pub metrics: BTreeMap<String, Accuracy>,
     /// Per group (MMLU subject): `acc`.
@@ -41,6 +42,10 @@ pub fn summarise_choices(task: &str, shots: usize, r: &[ChoiceResult]) -> TaskSu
         metrics.insert(
             "acc_norm".into(),
             Accuracy::of(r.iter().map(|x| x.pred_norm == x.gold)),
+        );
+        metrics.insert(
+            "acc_bytes".into(),
+            Accuracy::of(r.iter().map(|x| x.pred_bytes == x.gold)),
         );
     }
     let mut by: BTreeMap<String, Vec<bool>> = BTreeMap::new();

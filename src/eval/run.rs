@@ -172,8 +172,10 @@ impl<'c> Evaluation<'c> {
                         put(serde_json::json!({
                             "id": x.id, "group": x.group, "prompt": it.context, "choices": it.choices,
                             "gold": x.gold, "loglikelihoods": x.loglikelihoods, "pred": x.pred,
-                            "pred_norm": x.pred_norm, "correct": x.pred == x.gold,
-                            "correct_norm": x.pred_norm == x.gold,
+                            "pred_norm": x.pred_norm, "pred_bytes": x.pred_bytes,
+                            "choice_chars": x.chars, "choice_bytes": x.bytes,
+                            "correct": x.pred == x.gold, "correct_norm": x.pred_norm == x.gold,
+                            "correct_bytes": x.pred_bytes == x.gold,
                         }))?;
                     }
                     summarise_choices(task.name(), *shots, &r)

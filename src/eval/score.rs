@@ -23,12 +23,48 @@ pub struct ChoiceResult {
     pub gold: usize,
     /// Log-likelihood of each choice.
     pub loglikelihoods: Vec<f64>,
-    /// Byte length of each continuation (for `acc_norm`).
+    /// UTF-8 bytes of each continuation, the leading delimiter included (for `acc_bytes`).
     pub bytes: Vec<usize>,
+    /// Characters of each choice without the leading delimiter (for `acc_norm`).
+    #[serde(default)]
+    pub chars: Vec<usize>,
     /// Choice with the highest log-likelihood.
     pub pred: usize,
-    /// Choice with the highest log-likelihood per byte.
+    /// Choice with the highest log-likelihood per character of the choice (lm-evaluation-harness's
+    /// `acc_norm`: `len(choice)` in characters, without the space before it).
     pub pred_norm: usize,
+    /// Choice with the highest log-likelihood per UTF-8 byte of the continuation, the leading space
+    /// included (`acc_bytes`).
+    #[serde(default)]
+    pub pred_bytes: usize,
+}
+
+/// The three predictions of a multiple-choice item from its choices' log-likelihoods: the largest
+/// log-likelihood; the largest per character of the choice without its leading delimiter (one
+/// space: lm-evaluation-harness's `acc_norm`); the largest per byte of the whole continuation
+/// (`acc_bytes`). Returns `(pred, pred_norm, pred_bytes, chars, bytes)`.
+pub fn predictions(
+    ll: &[f64],
+    continuations: &[String],
+) -> (usize, usize, usize, Vec<usize>, Vec<usize>) {
+    let bytes: Vec<usize> = continuations.iter().map(|c| c.len()).collect();
+    let chars: Vec<usize> = continuations
+        .iter()
+        .map(|c| c.strip_prefix(' ').unwrap_or(c).chars().count())
+        .collect();
+    let per = |n: &[usize]| -> Vec<f64> {
+        ll.iter()
+            .zip(n)
+            .map(|(l, n)| l / (*n).max(1) as f64)
+            .collect()
+    };
+    (
+        argmax(ll),
+        argmax(&per(&chars)),
+        argmax(&per(&bytes)),
+        chars,
+        bytes,
+    )
 }
 
 /// One generated answer.
@@ -205,16 +241,17 @@ pub fn score_choices(
         .iter()
         .zip(ll)
         .map(|(it, ll)| {
-            let bytes: Vec<usize> = it.choices.iter().map(|c| c.len()).collect();
-            let norm: Vec<f64> = ll.iter().zip(&bytes).map(|(l, b)| l / *b as f64).collect();
+            let (pred, pred_norm, pred_bytes, chars, bytes) = predictions(&ll, &it.choices);
             ChoiceResult {
                 id: it.id.clone(),
                 group: it.group.clone(),
                 gold: it.gold,
-                pred: argmax(&ll),
-                pred_norm: argmax(&norm),
+                pred,
+                pred_norm,
+                pred_bytes,
                 loglikelihoods: ll,
                 bytes,
+                chars,
             }
         })
         .collect())
@@ -275,6 +312,25 @@ pub fn generate_answers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acc_norm_counts_characters_without_the_delimiter_and_acc_bytes_utf8_bytes() {
+        // " 90°C": 6 bytes with the space, 4 characters without it; " 1000": 5 bytes, 4 characters.
+        let choices = [" 90°C".to_string(), " 1000".to_string()];
+        let ll = [-3.0, -2.6];
+        // per character: -0.75 vs -0.65 -> 1; per byte: -0.5 vs -0.52 -> 0; raw: 1
+        assert_eq!(
+            predictions(&ll, &choices),
+            (1, 1, 0, vec![4, 4], vec![6, 5])
+        );
+        // Per character the first wins when its log-likelihood per character is larger.
+        let ll = [-2.0, -2.6];
+        assert_eq!(predictions(&ll, &choices).1, 0);
+        // A continuation without a leading space counts every character; an empty one counts 1.
+        let (_, _, _, chars, bytes) =
+            predictions(&[-1.0, -1.0], &["AB".to_string(), " ".to_string()]);
+        assert_eq!((chars, bytes), (vec![2, 0], vec![2, 1]));
+    }
 
     #[test]
     fn accuracy_and_stderr_by_hand() {
