@@ -111,6 +111,9 @@ fn offload_question(
     let (&[batch], &[context]) = (a.batch.as_slice(), a.context.as_slice()) else {
         bail!("--offload answers for one --batch and one --context (e.g. --batch 1 --context 512)");
     };
+    if batch > 1 << 20 || context > 1 << 30 {
+        bail!("--offload: --batch is at most 1048576 sequences and --context at most 2^30 tokens");
+    }
     if !(0.0..=1.0).contains(&a.hit_rate) {
         bail!(
             "--hit-rate is a fraction between 0 and 1, not {}",
