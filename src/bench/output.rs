@@ -118,7 +118,7 @@ impl RunDir {
                 kept.push('\n');
             }
         }
-        std::fs::write(&rec, kept).map_err(io(&rec))?;
+        crate::files::write_atomic(&rec, kept.as_bytes())?;
         Ok((rd, done))
     }
 

@@ -2,7 +2,7 @@
 //! `summary.md` (the table a person reads, also printed).
 
 use super::table::Table;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::eval::report::EvalReport;
 use crate::files::write_json;
 use std::path::Path;
@@ -59,5 +59,5 @@ pub fn eval_markdown(report: &EvalReport) -> String {
 pub fn write_eval_reports(dir: &Path, report: &EvalReport) -> Result<()> {
     write_json(&dir.join("summary.json"), report)?;
     let p = dir.join("summary.md");
-    std::fs::write(&p, eval_markdown(report)).map_err(|e| Error::io(&p, e))
+    crate::files::write_atomic(&p, eval_markdown(report).as_bytes())
 }

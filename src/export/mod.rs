@@ -13,7 +13,7 @@ pub mod svg;
 pub mod table;
 
 use crate::bench::BenchReport;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::files::write_json;
 use std::path::Path;
 
@@ -22,7 +22,7 @@ pub fn write_reports(dir: &Path, report: &BenchReport) -> Result<()> {
     write_json(&dir.join("summary.json"), report)?;
     let put = |name: &str, text: String| {
         let p = dir.join(name);
-        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+        crate::files::write_atomic(&p, text.as_bytes())
     };
     put("summary.csv", csv::summary_csv(report))?;
     put("summary.md", markdown::summary_markdown(report))?;

@@ -184,7 +184,7 @@ pub fn routing_plots(a: &Analytics, layer: usize) -> Vec<(&'static str, String)>
 
 fn put(dir: &Path, name: &str, text: &str) -> Result<()> {
     let p = dir.join(name);
-    std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+    crate::files::write_atomic(&p, text.as_bytes())
 }
 
 /// Writes the analytics reports into `dir`; `layer` is the co-activation heatmap's.

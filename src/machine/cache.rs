@@ -80,7 +80,7 @@ pub fn write_cached(path: &Path, c: &Ceilings) -> Result<()> {
     }
     let text = serde_json::to_string_pretty(c)
         .map_err(|e| Error::Invalid(format!("serialising ceilings: {e}")))?;
-    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+    crate::files::write_atomic(path, text.as_bytes())
 }
 
 /// Ceilings of `dtypes` on `device` for the machine `key`: the cache (unless `remeasure`),

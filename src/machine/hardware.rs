@@ -313,13 +313,36 @@ impl HardwareTable {
             .map(|r| r.name.as_str())
             .collect();
         if near.is_empty() {
-            near = self.rows.iter().map(|r| r.name.as_str()).collect();
+            // the three names fewest edits away
+            let mut by: Vec<(usize, &str)> = self
+                .rows
+                .iter()
+                .map(|r| (edit_distance(&normalise(&r.name), &q), r.name.as_str()))
+                .collect();
+            by.sort();
+            near = by.into_iter().take(3).map(|(_, n)| n).collect();
         }
         Err(Error::UnknownHardware {
             name: query.to_string(),
             suggestions: near.join(", "),
         })
     }
+}
+
+/// Levenshtein distance between two strings, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 fn strip_memory_suffix(name: &str) -> &str {
@@ -401,7 +424,11 @@ mod tests {
             e.contains("H100-SXM-80GB") && e.contains("H100-PCIe-80GB"),
             "{e}"
         );
-        assert!(t.find("TPU-v9").is_err());
+        let e = t.find("TPU-v9").unwrap_err().to_string();
+        assert_eq!(e.matches(", ").count(), 2, "three names: {e}");
+        let e = t.find("A100-SXM5-80GB").unwrap_err().to_string();
+        assert!(e.contains("closest: A100-SXM4-80GB"), "{e}");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(t.find("L4").unwrap().name, "L4-24GB");
         assert_eq!(t.find("h20").unwrap().name, "H20-96GB");
         assert_eq!(t.find("H200").unwrap().name, "H200-SXM-141GB");
