@@ -4,7 +4,7 @@
 //! TPOT target with every expert resident or with offloading at an assumed hit rate.
 
 use super::cost::Accountant;
-use super::deployment::{Deployment, Part};
+use super::deployment::{Deployment, Part, DEFAULT_SERVER_CPU};
 use super::money::phase_cost;
 use super::offload::SimulateReport;
 use crate::error::{Error, Result};
@@ -60,6 +60,15 @@ pub fn host_template(d: &Deployment) -> Deployment {
     t.parts
         .retain(|p| !matches!(p.kind, PartKind::Gpu | PartKind::Dram));
     t
+}
+
+/// The default host of priced GPU deployments: the default deployment's server CPU, board and
+/// SSD (its DRAM is sized per configuration).
+pub fn default_host(table: &HardwareTable, parts: &PartsTable) -> Result<Deployment> {
+    let cpu = table.find(DEFAULT_SERVER_CPU)?;
+    Ok(host_template(&Deployment::default_for(
+        cpu, 1, 0.0, table, parts,
+    )?))
 }
 
 /// `template` plus `count` × `gpu` and `dram_gb` of the parts table's default DRAM.
@@ -263,6 +272,7 @@ pub fn cheapest_devices(
     let kv = (q.batch * q.context) as f64 * acct.kv_bytes_per_token();
     let activated_per_step: f64 = expected.iter().sum();
     let host_gb = round_up(acct.weight_footprint_bytes() / 1e9, 64.0);
+    let host = default_host(table, parts)?;
     let mut out = Vec::new();
     for g in gpus_by_memory(table) {
         let (Some(mem_gb), Ok(flops)) = (g.memory_gb, g.peak_flops(dtype)) else {
@@ -293,8 +303,7 @@ pub fn cheapest_devices(
             if (!resident && found_offload) || tpot > q.tpot_slo_s {
                 continue;
             }
-            let host = Deployment::default_for(g, n as usize, 0.0, table, parts)?;
-            let d = with_devices(&host_template(&host), g, n as f64, host_gb, parts)?;
+            let d = with_devices(&host, g, n as f64, host_gb, parts)?;
             let rates = d.rates(None);
             let tps = q.batch as f64 / tpot;
             out.push(DeviceChoice {

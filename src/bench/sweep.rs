@@ -188,9 +188,11 @@ impl<'c> Sweep<'c> {
             candle_core::DeviceLocation::Cuda { gpu_id } => Some(gpu_id),
             _ => None,
         });
-        if let Some(src) = (!meter.sources().is_empty()).then(|| meter.sources().join(", ")) {
+        let sources = meter.sources();
+        if !sources.is_empty() {
             obs.note(&format!(
-                "energy: measured over each point's timed window ({src})"
+                "energy: measured over each point's timed window ({})",
+                sources.join(", ")
             ));
         }
         let price = |points: &[PointSummary]| -> Result<_> {

@@ -4,9 +4,11 @@
 use super::options::{checkpoint, RoutingArgs, SimulateArgs};
 use super::print_json;
 use anyhow::{anyhow, bail, Context, Result};
-use moecap::accounting::deployment::{Deployment, DEFAULT_SERVER_CPU};
+use moecap::accounting::deployment::Deployment;
 use moecap::accounting::offload::{DeviceTime, Simulation};
-use moecap::accounting::offload_cost::{host_template, price_simulation, PricedConfig};
+use moecap::accounting::offload_cost::{
+    default_host, host_template, price_simulation, PricedConfig,
+};
 use moecap::accounting::{Accountant, Precision};
 use moecap::export::offload::{
     routing_markdown, simulate_markdown, write_routing_reports, write_simulate_reports,
@@ -265,8 +267,7 @@ pub(crate) fn cmd_simulate(a: &SimulateArgs, table: &HardwareTable) -> Result<()
         Some(spec) => {
             let parts = PartsTable::builtin()?;
             let host = if spec == "default" {
-                let cpu = table.find(DEFAULT_SERVER_CPU)?;
-                host_template(&Deployment::default_for(cpu, 1, 0.0, table, &parts)?)
+                default_host(table, &parts)?
             } else {
                 host_template(&Deployment::read(Path::new(spec), table, &parts)?)
             };

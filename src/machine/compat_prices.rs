@@ -2,11 +2,14 @@
 //! cost formula uses and `--formula moecap-compat` reproduces: each entry with the hardware-table
 //! row it corresponds to.
 
-use crate::error::{Error, Result};
+use super::csv_table::read_rows;
+use crate::error::Result;
 use serde::Serialize;
 
 /// The embedded table.
 pub const BUILTIN_COMPAT_PRICES: &str = include_str!("compat_prices.csv");
+
+const COLUMNS: [&str; 4] = ["published_name", "hardware", "price_usd", "tdp_w"];
 
 /// One entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -37,29 +40,10 @@ impl CompatPrices {
     /// Parses the CSV layout above.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let mut rows = Vec::new();
-        let mut header = false;
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let err = |msg: String| Error::HardwareTable {
-                file: origin.into(),
-                line: i + 1,
-                msg,
-            };
-            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-            if !header {
-                if cells != ["published_name", "hardware", "price_usd", "tdp_w"] {
-                    return Err(err(
-                        "the header must be: published_name,hardware,price_usd,tdp_w".into(),
-                    ));
-                }
-                header = true;
-                continue;
-            }
-            let [name, hw, price, tdp] = cells[..] else {
-                return Err(err(format!("{} cells, expected 4", cells.len())));
+        for row in read_rows(text, origin, &COLUMNS)? {
+            let err = |msg: String| row.error(origin, msg);
+            let [name, hw, price, tdp] = row.cells[..] else {
+                return Err(err(format!("{} cells, expected 4", row.cells.len())));
             };
             let num = |col: &str, s: &str| -> Result<f64> {
                 s.parse::<f64>()

@@ -2,6 +2,7 @@
 //! links of accelerators and CPUs, each row with its source. Embedded from `src/hardware.csv`,
 //! replaceable with `--hardware-file`.
 
+use super::csv_table::read_rows;
 use crate::error::{Error, Result};
 use crate::model::dtype::DType;
 use serde::Serialize;
@@ -165,33 +166,9 @@ impl HardwareTable {
     /// the last column (`source`) may contain commas.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let mut rows = Vec::new();
-        let mut header_seen = false;
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let lineno = i + 1;
-            let err = |msg: String| Error::HardwareTable {
-                file: origin.to_string(),
-                line: lineno,
-                msg,
-            };
-            let cells: Vec<&str> = line.splitn(COLUMNS.len(), ',').map(str::trim).collect();
-            if !header_seen {
-                if cells != COLUMNS {
-                    return Err(err(format!("the header must be: {}", COLUMNS.join(","))));
-                }
-                header_seen = true;
-                continue;
-            }
-            if cells.len() != COLUMNS.len() {
-                return Err(err(format!(
-                    "{} cells, expected {}",
-                    cells.len(),
-                    COLUMNS.len()
-                )));
-            }
+        for row in read_rows(text, origin, &COLUMNS)? {
+            let cells = &row.cells;
+            let err = |msg: String| row.error(origin, msg);
             let num = |idx: usize| -> Result<Option<f64>> {
                 let c = cells[idx];
                 if c.is_empty() {
@@ -264,13 +241,6 @@ impl HardwareTable {
                 nvlink_gbs: num(13)?,
                 compat,
                 source: cells[19].to_string(),
-            });
-        }
-        if !header_seen {
-            return Err(Error::HardwareTable {
-                file: origin.to_string(),
-                line: 1,
-                msg: "no header line".into(),
             });
         }
         Ok(HardwareTable {

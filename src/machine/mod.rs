@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod ceilings;
 pub mod compat_prices;
+pub mod csv_table;
 pub mod detect;
 pub mod dirs;
 pub mod energy;

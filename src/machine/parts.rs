@@ -2,7 +2,8 @@
 //! GB, SSDs, board/chassis, NICs), each with a purchase price, a power figure, the date of the price
 //! and its source. Embedded from `src/machine/parts.csv`; a deployment file overrides any figure.
 
-use crate::error::{Error, Result};
+use super::csv_table::read_rows;
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
 /// The built-in table's text.
@@ -93,32 +94,9 @@ impl PartsTable {
     /// Parses CSV text: `#` comments, a header, rows whose last column (`source`) may hold commas.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let mut rows: Vec<PartRow> = Vec::new();
-        let mut header_seen = false;
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let err = |msg: String| Error::HardwareTable {
-                file: origin.to_string(),
-                line: i + 1,
-                msg,
-            };
-            let cells: Vec<&str> = line.splitn(COLUMNS.len(), ',').map(str::trim).collect();
-            if !header_seen {
-                if cells != COLUMNS {
-                    return Err(err(format!("the header must be: {}", COLUMNS.join(","))));
-                }
-                header_seen = true;
-                continue;
-            }
-            if cells.len() != COLUMNS.len() {
-                return Err(err(format!(
-                    "{} cells, expected {}",
-                    cells.len(),
-                    COLUMNS.len()
-                )));
-            }
+        for row in read_rows(text, origin, &COLUMNS)? {
+            let cells = &row.cells;
+            let err = |msg: String| row.error(origin, msg);
             let num = |idx: usize| -> Result<f64> {
                 match cells[idx].parse::<f64>() {
                     Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
@@ -175,13 +153,6 @@ impl PartsTable {
                 default_host,
                 price_date: cells[6].to_string(),
                 source: cells[7].to_string(),
-            });
-        }
-        if !header_seen {
-            return Err(Error::HardwareTable {
-                file: origin.to_string(),
-                line: 1,
-                msg: "no header line".into(),
             });
         }
         Ok(PartsTable {
