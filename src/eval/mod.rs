@@ -67,17 +67,11 @@ pub fn summarise_gen(task: &str, shots: usize, r: &[GenResult]) -> TaskSummary {
     let mut metrics = BTreeMap::new();
     metrics.insert(
         "exact_match_strict".into(),
-        Accuracy::of(
-            r.iter()
-                .map(|x| x.strict.as_deref() == Some(x.answer.as_str())),
-        ),
+        Accuracy::of(r.iter().map(GenResult::correct_strict)),
     );
     metrics.insert(
         "exact_match_flexible".into(),
-        Accuracy::of(
-            r.iter()
-                .map(|x| x.flexible.as_deref() == Some(x.answer.as_str())),
-        ),
+        Accuracy::of(r.iter().map(GenResult::correct_flexible)),
     );
     TaskSummary {
         task: task.into(),

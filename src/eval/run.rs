@@ -185,17 +185,17 @@ impl<'c> Evaluation<'c> {
                     let gen = Generation {
                         max_new_tokens: a.max_gen_tokens,
                         stops,
-                        strict: task.strict_extractor(),
+                        extract: task.extractors()?,
                     };
-                    let r = generate_answers(engine, &self.codec, v, a.batch, gen, &mut |n| {
+                    let r = generate_answers(engine, &self.codec, v, a.batch, &gen, &mut |n| {
                         obs.items(n)
                     })?;
                     for (it, x) in v.iter().zip(&r) {
                         put(serde_json::json!({
                             "id": x.id, "prompt": it.prompt, "answer": x.answer, "output": x.output,
                             "strict": x.strict, "flexible": x.flexible,
-                            "correct_strict": x.strict.as_deref() == Some(x.answer.as_str()),
-                            "correct_flexible": x.flexible.as_deref() == Some(x.answer.as_str()),
+                            "correct_strict": x.correct_strict(),
+                            "correct_flexible": x.correct_flexible(),
                         }))?;
                     }
                     summarise_gen(task.name(), *shots, &r)

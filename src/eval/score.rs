@@ -3,7 +3,8 @@
 //! tokens are what `context + continuation` has past the context's tokens), and greedy
 //! generation for generative tasks; per-item results and accuracy with standard errors.
 
-use super::tasks::{extract_flexible, ChoiceItem, GenItem};
+use super::tasks::filters::gsm8k_exact_match;
+use super::tasks::{ChoiceItem, Extractors, GenItem};
 use crate::engine::generate::{generate, GenerateParams};
 use crate::engine::sampling::Sampler;
 use crate::engine::{Engine, LogitsMode};
@@ -76,10 +77,22 @@ pub struct GenResult {
     pub answer: String,
     /// Generated text (cut at the first stop string).
     pub output: String,
-    /// Strict extraction (`... answer is N`).
-    pub strict: Option<String>,
-    /// Flexible extraction (last number).
-    pub flexible: Option<String>,
+    /// Strict extraction (`[invalid]` when none).
+    pub strict: String,
+    /// Flexible extraction (the last number; `[invalid]` when none).
+    pub flexible: String,
+}
+
+impl GenResult {
+    /// Whether the strict answer is right (lm-evaluation-harness's GSM8K `exact_match`).
+    pub fn correct_strict(&self) -> bool {
+        gsm8k_exact_match(&self.strict, &self.answer)
+    }
+
+    /// Whether the flexible answer is right.
+    pub fn correct_flexible(&self) -> bool {
+        gsm8k_exact_match(&self.flexible, &self.answer)
+    }
 }
 
 /// Accuracy with its standard error.
@@ -261,24 +274,24 @@ pub fn score_choices(
 pub const CHAT_STOPS: [&str; 2] = ["</s>", "<|im_end|>"];
 
 /// How a task's answers are generated and read.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Generation<'a> {
     /// Generated tokens at most per answer.
     pub max_new_tokens: usize,
     /// Each answer is cut at the first of these (or the model's end-of-sequence token).
     pub stops: &'a [&'a str],
-    /// The strict answer extraction ([`super::tasks::Task::strict_extractor`]).
-    pub strict: fn(&str) -> Option<String>,
+    /// The answer extractions ([`super::tasks::Task::extractors`]).
+    pub extract: Extractors,
 }
 
 /// Generates greedy answers, `batch` prompts at a time, as `gen` says, and extracts the strict
-/// answer and the flexible one (the last number).
+/// answer and the flexible one.
 pub fn generate_answers(
     engine: &mut Engine,
     codec: &TextCodec,
     items: &[GenItem],
     batch: usize,
-    gen: Generation,
+    gen: &Generation,
     progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<GenResult>> {
     let mut out = Vec::with_capacity(items.len());
@@ -299,8 +312,8 @@ pub fn generate_answers(
             out.push(GenResult {
                 id: it.id.clone(),
                 answer: it.answer.clone(),
-                strict: (gen.strict)(&text),
-                flexible: extract_flexible(&text),
+                strict: gen.extract.strict(&text),
+                flexible: gen.extract.flexible(&text),
                 output: text,
             });
         }

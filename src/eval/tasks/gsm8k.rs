@@ -1,8 +1,10 @@
-//! GSM8K: plain (`Question:`/`Answer:` exemplars drawn from the train split as the harness
-//! draws them, strict extraction `#### N`) and chain-of-thought (8 fixed exemplars, strict
-//! extraction `the answer is N`); both also score the flexible extraction (the last number).
+//! GSM8K's prompts: plain (`Question:`/`Answer:` exemplars drawn from the train split as the
+//! harness draws them), lm-evaluation-harness's chain of thought (`gsm8k_cot`, its 8 fixed `Q:`/
+//! `A:` exemplars) and OLMES's (`gsm8k_cot_olmes`); and OLMES's strict extraction. The harness's
+//! own extractions are regular expressions ([`super::filters`]).
 
 use super::super::fewshot::sample_per_doc;
+use super::filters::{python_strip, INVALID};
 use super::{check_count, is_sample, need, s, GenItem, Items};
 use crate::data::read_rows;
 use crate::error::{Error, Result};
@@ -60,116 +62,102 @@ pub(super) fn load(data: &Path, limit: Option<usize>, shots: usize, seed: u64) -
             }
             let (q, answer) = qa(r, &f)?;
             prompt += &q;
-            let gold = answer.rsplit("#### ").next().unwrap_or("").trim();
+            // the harness's reference is the whole solution; `exact_match` drops all up to `#### `
             Ok(GenItem {
                 id: i.to_string(),
                 prompt,
-                answer: normalise_number(gold),
+                answer,
             })
         })
         .collect::<Result<_>>()
         .map(Items::Gen)
 }
 
-/// GSM8K-CoT's items with the first `shots` of the fixed exemplars.
+/// GSM8K-CoT as lm-evaluation-harness's `gsm8k_cot`: the first `shots` of its 8 exemplars
+/// (`gsm8k/cot_exemplars_lm_eval.jsonl`, `{question, target}` from the harness's task file),
+/// each `Q: …\nA: …` and followed by a blank line, then `Q: {question}\nA:`; the reference is
+/// the text after the answer's last `####`, stripped.
 pub(super) fn load_cot(data: &Path, limit: Option<usize>, shots: usize) -> Result<Items> {
-    let take = |n: usize| limit.map_or(n, |l| l.min(n));
-    let full = !is_sample(data);
-    let f = need(data.join("gsm8k").join("test.jsonl"))?;
+    let ex = need(data.join("gsm8k").join("cot_exemplars_lm_eval.jsonl"))?;
+    let exemplars = read_rows(&ex)?;
+    let mut prefix = String::new();
+    for r in exemplars.iter().take(shots) {
+        prefix += &format!(
+            "Q: {}\nA: {}\n\n",
+            s(r, "question", &ex)?,
+            s(r, "target", &ex)?
+        );
+    }
+    too_few(shots, exemplars.len(), &ex)?;
+    test_items(data, limit, |q| format!("{prefix}Q: {q}\nA:"))
+}
+
+/// GSM8K-CoT as OLMo's evaluation suite (OLMES) words it: the first `shots` of its 8 exemplars
+/// (`gsm8k/cot_exemplars.txt`, `Question: …\nAnswer: … So the answer is N.` blocks), then
+/// `Question: {question}\nAnswer:`.
+pub(super) fn load_cot_olmes(data: &Path, limit: Option<usize>, shots: usize) -> Result<Items> {
     let ex = need(data.join("gsm8k").join("cot_exemplars.txt"))?;
     let exemplars = std::fs::read_to_string(&ex).map_err(|e| Error::io(&ex, e))?;
     let blocks: Vec<&str> = exemplars
         .split("\n\n")
         .filter(|b| !b.trim().is_empty())
         .collect();
-    if shots > blocks.len() {
-        return Err(Error::Invalid(format!(
-            "--shots {shots}: {} holds {} exemplars",
-            ex.display(),
-            blocks.len()
-        )));
-    }
+    too_few(shots, blocks.len(), &ex)?;
     let prefix: String = blocks[..shots]
         .iter()
         .map(|b| format!("{}\n\n", b.trim_end()))
         .collect();
+    test_items(data, limit, |q| format!("{prefix}Question: {q}\nAnswer:"))
+}
+
+fn too_few(shots: usize, have: usize, file: &Path) -> Result<()> {
+    if shots > have {
+        return Err(Error::Invalid(format!(
+            "--shots {shots}: {} holds {have} exemplars",
+            file.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The test split's first `limit` items with the prompt `prompt(question)` and the reference
+/// `answer.split('####')[-1].strip()`.
+fn test_items(data: &Path, limit: Option<usize>, prompt: impl Fn(&str) -> String) -> Result<Items> {
+    let full = !is_sample(data);
+    let f = need(data.join("gsm8k").join("test.jsonl"))?;
     let rows = read_rows(&f)?;
     check_count(&f, "questions", rows.len(), 1319, full)?;
     rows.iter()
-        .take(take(rows.len()))
+        .take(limit.map_or(rows.len(), |l| l.min(rows.len())))
         .enumerate()
         .map(|(i, r)| {
             let answer = s(r, "answer", &f)?;
-            let gold = answer.rsplit("#### ").next().unwrap_or("").trim();
             Ok(GenItem {
                 id: i.to_string(),
-                prompt: format!("{prefix}Question: {}\nAnswer:", s(r, "question", &f)?),
-                answer: normalise_number(gold),
+                prompt: prompt(s(r, "question", &f)?),
+                answer: python_strip(answer.rsplit("####").next().unwrap_or("")).to_string(),
             })
         })
         .collect::<Result<_>>()
         .map(Items::Gen)
 }
 
-/// GSM8K's answer normalisation: drop `,` and `$`, and a trailing `.`.
-pub fn normalise_number(s: &str) -> String {
-    let t: String = s
-        .trim()
-        .chars()
-        .filter(|c| *c != ',' && *c != '$')
-        .collect();
-    t.strip_suffix('.').unwrap_or(&t).to_string()
-}
-
-/// The strict answer: the number after the last `the answer is ` (any case: the exemplars
-/// end `So the answer is N.`).
-pub fn extract_strict(text: &str) -> Option<String> {
+/// OLMES's strict answer: the number after the last `the answer is ` in any case (its exemplars
+/// end `So the answer is N.`), or [`INVALID`].
+pub fn answer_is_last(text: &str) -> String {
     let lower = text.to_ascii_lowercase();
-    let at = lower.rfind("the answer is ")?;
-    let rest = &text[at + "the answer is ".len()..];
-    let num: String = rest
+    let Some(at) = lower.rfind("the answer is ") else {
+        return INVALID.to_string();
+    };
+    let num: String = text[at + "the answer is ".len()..]
         .chars()
         .take_while(|c| c.is_ascii_digit() || matches!(c, '-' | '.' | ',' | '$'))
         .collect();
-    let n = normalise_number(&num);
-    n.chars().any(|c| c.is_ascii_digit()).then_some(n)
-}
-
-/// GSM8K's strict answer: the first `#### N` (an optional `-`, then digits, `.` and `,`).
-pub fn extract_hashes(text: &str) -> Option<String> {
-    text.match_indices("#### ").find_map(|(at, m)| {
-        let rest = &text[at + m.len()..];
-        let (sign, body) = match rest.strip_prefix('-') {
-            Some(b) => ("-", b),
-            None => ("", rest),
-        };
-        let num: String = body
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ','))
-            .collect();
-        (!num.is_empty()).then(|| normalise_number(&format!("{sign}{num}")))
-    })
-}
-
-/// The flexible answer: the last number in the text.
-pub fn extract_flexible(text: &str) -> Option<String> {
-    let mut last = None;
-    let mut cur = String::new();
-    for c in text.chars().chain(std::iter::once(' ')) {
-        if c.is_ascii_digit()
-            || ((c == '-' || c == '$') && cur.is_empty())
-            || (matches!(c, '.' | ',') && !cur.is_empty())
-        {
-            cur.push(c);
-        } else if !cur.is_empty() {
-            let n = normalise_number(&cur);
-            if n.chars().any(|c| c.is_ascii_digit()) {
-                last = Some(n);
-            }
-            cur.clear();
-        }
+    if num.chars().any(|c| c.is_ascii_digit()) {
+        num
+    } else {
+        INVALID.to_string()
     }
-    last
 }
 
 #[cfg(test)]
@@ -177,20 +165,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gsm8k_answer_extraction() {
+    fn olmes_answer_is_the_last_in_any_case() {
         assert_eq!(
-            extract_strict("so 3 + 4 = 7. The answer is 1,007."),
-            Some("1007".into())
+            answer_is_last("so 3 + 4 = 7. The answer is 1,007."),
+            "1,007."
         );
-        assert_eq!(extract_strict("The answer is $18"), Some("18".into()));
-        assert_eq!(extract_strict("no answer"), None);
-        assert_eq!(extract_strict("So the answer is 6."), Some("6".into()));
         assert_eq!(
-            extract_flexible("He has 5 apples, then 12.5 and finally -3."),
-            Some("-3".into())
+            answer_is_last("the answer is 2. So the answer is $18"),
+            "$18"
         );
-        assert_eq!(extract_flexible("costs $1,200."), Some("1200".into()));
-        assert_eq!(extract_flexible("none"), None);
-        assert_eq!(normalise_number("$1,000."), "1000");
+        assert_eq!(answer_is_last("no answer"), INVALID);
     }
 }

@@ -2,10 +2,12 @@
 //! subject's dev split, ` A`–` D`), ARC-Challenge/Easy and HellaSwag (zero-shot, one
 //! continuation per choice; HellaSwag's text preprocessing) scored by log-likelihood, GSM8K
 //! (5 exemplars drawn from the train split as the harness draws them, generation) and GSM8K
-//! chain-of-thought (8 fixed exemplars, generation). Item counts of the full sets are checked.
+//! chain-of-thought (8 fixed exemplars, generation; the harness's `gsm8k_cot` and OLMES's
+//! wording), with the harness's answer filters ([`filters`]). Item counts of the full sets are checked.
 //! One loader per task: [`mmlu`], [`arc`], [`hellaswag`], [`gsm8k`].
 
 mod arc;
+pub mod filters;
 mod gsm8k;
 mod hellaswag;
 mod mmlu;
@@ -14,7 +16,8 @@ use crate::error::{Error, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-pub use gsm8k::{extract_flexible, extract_hashes, extract_strict, normalise_number};
+use filters::{RegexFilter, GSM8K_COT_STRICT, GSM8K_FLEXIBLE, GSM8K_STRICT};
+pub use gsm8k::answer_is_last;
 pub use hellaswag::hellaswag_preprocess;
 
 /// A task moecap evaluates.
@@ -30,19 +33,22 @@ pub enum Task {
     Hellaswag,
     /// GSM8K test with exemplars drawn from the train split (`Question:`/`Answer:` … `#### N`).
     Gsm8k,
-    /// GSM8K test with 8 chain-of-thought exemplars.
+    /// GSM8K test with lm-evaluation-harness's 8 chain-of-thought exemplars (`Q:`/`A:`).
     Gsm8kCot,
+    /// GSM8K test with OLMES's wording of the same 8 exemplars (`Question:`/`Answer:`).
+    Gsm8kCotOlmes,
 }
 
 impl Task {
     /// Every task, in report order.
-    pub const ALL: [Task; 6] = [
+    pub const ALL: [Task; 7] = [
         Task::Mmlu,
         Task::ArcChallenge,
         Task::ArcEasy,
         Task::Hellaswag,
         Task::Gsm8k,
         Task::Gsm8kCot,
+        Task::Gsm8kCotOlmes,
     ];
 
     /// The task's name on the command line.
@@ -54,6 +60,7 @@ impl Task {
             Task::Hellaswag => "hellaswag",
             Task::Gsm8k => "gsm8k",
             Task::Gsm8kCot => "gsm8k_cot",
+            Task::Gsm8kCotOlmes => "gsm8k_cot_olmes",
         }
     }
 
@@ -81,31 +88,72 @@ impl Task {
     pub fn default_shots(self) -> usize {
         match self {
             Task::Mmlu | Task::Gsm8k => 5,
-            Task::Gsm8kCot => 8,
+            Task::Gsm8kCot | Task::Gsm8kCotOlmes => 8,
             _ => 0,
         }
     }
 
     /// Whether answers are generated (else chosen by log-likelihood).
     pub fn generates(self) -> bool {
-        matches!(self, Task::Gsm8k | Task::Gsm8kCot)
+        matches!(self, Task::Gsm8k | Task::Gsm8kCot | Task::Gsm8kCotOlmes)
     }
 
-    /// The strict answer extraction of a generating task: `#### N` for GSM8K, `The answer is
-    /// N` for its chain-of-thought variant.
-    pub fn strict_extractor(self) -> fn(&str) -> Option<String> {
-        match self {
-            Task::Gsm8k => extract_hashes,
-            _ => extract_strict,
-        }
+    /// The answer extractions of a generating task: the strict one (`#### N` for GSM8K, the
+    /// first `The answer is N.` for `gsm8k_cot`, the last `the answer is N` in any case for
+    /// OLMES's) and the flexible one (the last number), as lm-evaluation-harness's filters.
+    pub fn extractors(self) -> Result<Extractors> {
+        let strict = match self {
+            Task::Gsm8k => Strict::Regex(RegexFilter::new(GSM8K_STRICT, 0)?),
+            Task::Gsm8kCotOlmes => Strict::AnswerIsLast,
+            _ => Strict::Regex(RegexFilter::new(GSM8K_COT_STRICT, 0)?),
+        };
+        Ok(Extractors {
+            strict,
+            flexible: RegexFilter::new(GSM8K_FLEXIBLE, -1)?,
+        })
     }
 
-    /// The stop strings of a generating task without chat (lm-evaluation-harness's `until`).
+    /// The stop strings of a generating task without chat (lm-evaluation-harness's `until`;
+    /// OLMES's also stops at a blank line).
     pub fn stops(self) -> &'static [&'static str] {
         match self {
             Task::Gsm8k => &["Question:", "</s>", "<|im_end|>"],
-            _ => &["Question:", "</s>", "<|im_end|>", "\n\n"],
+            Task::Gsm8kCotOlmes => &["Question:", "</s>", "<|im_end|>", "\n\n"],
+            _ => &["Q:", "</s>", "<|im_end|>"],
         }
+    }
+}
+
+/// A strict answer extraction.
+#[derive(Debug, Clone)]
+pub enum Strict {
+    /// lm-evaluation-harness's regex filter.
+    Regex(RegexFilter),
+    /// OLMES's: the last `the answer is N`, any case.
+    AnswerIsLast,
+}
+
+/// The two answer extractions of a generating task.
+#[derive(Debug, Clone)]
+pub struct Extractors {
+    /// The strict extraction.
+    pub strict: Strict,
+    /// The flexible extraction (the last number).
+    pub flexible: RegexFilter,
+}
+
+impl Extractors {
+    /// The strict answer of `text` ([`filters::INVALID`] when there is none).
+    pub fn strict(&self, text: &str) -> String {
+        match &self.strict {
+            Strict::Regex(f) => f.apply(text),
+            Strict::AnswerIsLast => answer_is_last(text),
+        }
+    }
+
+    /// The flexible answer of `text`.
+    pub fn flexible(&self, text: &str) -> String {
+        self.flexible.apply(text)
     }
 }
 
@@ -131,7 +179,8 @@ pub struct GenItem {
     pub id: String,
     /// The prompt.
     pub prompt: String,
-    /// The reference answer (a number for GSM8K).
+    /// The reference as lm-evaluation-harness's `doc_to_target` gives it (GSM8K: the whole
+    /// solution; the chain-of-thought tasks: the number after `####`).
     pub answer: String,
 }
 
@@ -221,6 +270,7 @@ pub fn load(
         Task::Hellaswag => hellaswag::load(data, limit, shots),
         Task::Gsm8k => gsm8k::load(data, limit, shots, seed),
         Task::Gsm8kCot => gsm8k::load_cot(data, limit, shots),
+        Task::Gsm8kCotOlmes => gsm8k::load_cot_olmes(data, limit, shots),
     }
 }
 
