@@ -11,14 +11,62 @@ use moecap::eval::run::{EvalObserver, EvalOptions, Evaluation};
 use moecap::eval::tasks::Task;
 use moecap::export::eval::{eval_markdown, write_eval_reports};
 use moecap::machine::hardware::HardwareTable;
+use std::io::IsTerminal;
+use std::time::Instant;
 
-/// A progress bar per task.
+/// A progress bar per task on a terminal; elsewhere (a pipe, a log) a plain line with rate and
+/// ETA about every 5 % of a task's items or every 30 s, whichever comes first.
 struct Progress {
     bar: Option<ProgressBar>,
+    plain: Option<Plain>,
+    terminal: bool,
+}
+
+/// Progress as plain lines.
+struct Plain {
+    task: String,
+    total: usize,
+    done: usize,
+    /// Items that were already finished when the task started (a resumed run).
+    resumed: Option<usize>,
+    start: Instant,
+    last: Instant,
+    last_done: usize,
+}
+
+impl Plain {
+    fn line(&self) -> String {
+        let secs = self.start.elapsed().as_secs_f64();
+        let timed = self.done - self.resumed.unwrap_or(0);
+        let rate = timed as f64 / secs.max(1e-9);
+        let eta = if rate > 0.0 {
+            format!("{:.0} s", (self.total - self.done) as f64 / rate)
+        } else {
+            "-".into()
+        };
+        format!(
+            "{}: {}/{} items, {:.0} s, {:.2} items/s, ETA {eta}",
+            self.task, self.done, self.total, secs, rate
+        )
+    }
 }
 
 impl EvalObserver for Progress {
     fn task(&mut self, task: &str, items: usize) {
+        if !self.terminal {
+            let now = Instant::now();
+            self.plain = Some(Plain {
+                task: task.into(),
+                total: items,
+                done: 0,
+                resumed: None,
+                start: now,
+                last: now,
+                last_done: 0,
+            });
+            eprintln!("{task}: {items} items");
+            return;
+        }
         let bar = ProgressBar::new(items as u64);
         if let Ok(style) = ProgressStyle::with_template(
             "{msg} [{bar:30}] {pos}/{len} items, elapsed {elapsed}, ETA {eta}",
@@ -33,12 +81,33 @@ impl EvalObserver for Progress {
         if let Some(b) = &self.bar {
             b.inc(n as u64);
         }
+        if let Some(p) = &mut self.plain {
+            p.done += n;
+            if p.resumed.is_none() {
+                // the first report is what an earlier run finished
+                p.resumed = Some(p.done);
+                if p.done > 0 {
+                    eprintln!("{}: {} items kept from the earlier run", p.task, p.done);
+                }
+                p.start = Instant::now();
+                p.last = p.start;
+                p.last_done = p.done;
+                return;
+            }
+            let step = (p.total / 20).max(1);
+            if p.done - p.last_done >= step || p.last.elapsed().as_secs() >= 30 {
+                eprintln!("{}", p.line());
+                p.last = Instant::now();
+                p.last_done = p.done;
+            }
+        }
     }
 
     fn task_done(&mut self, task: &str, items: usize) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
+        self.plain = None;
         eprintln!("{task}: {items} items done");
     }
 
@@ -88,6 +157,10 @@ pub(crate) fn cmd_eval(
             hardware: a.hardware.clone(),
             ceilings: a.ceilings.clone(),
             deployment,
+            subjects: a.subjects.clone(),
+            resume: a.resume,
+            force: a.force,
+            measure_ceilings: a.measure_ceilings,
         },
     )
     .map_err(super::options::model_flag)?;
@@ -96,7 +169,11 @@ pub(crate) fn cmd_eval(
         &mut engine,
         &engine_args.device,
         table,
-        &mut Progress { bar: None },
+        &mut Progress {
+            bar: None,
+            plain: None,
+            terminal: std::io::stderr().is_terminal(),
+        },
     )?;
     write_eval_reports(&a.out, &report)?;
     if a.json {

@@ -310,9 +310,25 @@ pub(crate) struct EvalArgs {
     /// greedy or by log-likelihood, so nothing else is random.
     #[arg(long, default_value_t = 1234)]
     pub(crate) seed: u64,
-    /// Sequences per forward pass.
+    /// Items per step: multiple-choice items whose contexts are prefilled together (each
+    /// choice then continues a copy of its item's cache), or prompts generated together.
     #[arg(long, default_value_t = 8)]
     pub(crate) batch: usize,
+    /// MMLU subjects: names separated by commas (`anatomy,virology`), or `first:N` (the first N
+    /// in alphabetical order) [default: all 57].
+    #[arg(long, value_name = "LIST")]
+    pub(crate) subjects: Option<String>,
+    /// Continue the evaluation in --out where it stopped: the settings must be the same; the
+    /// items already in its TASK.jsonl files are kept, not scored again.
+    #[arg(long, conflicts_with = "force")]
+    pub(crate) resume: bool,
+    /// Replace an evaluation already in --out.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Measure this machine's ceilings for the utilisation figures (and update the cache)
+    /// [default: the cache is only read, so that a busy machine cannot lower it].
+    #[arg(long)]
+    pub(crate) measure_ceilings: bool,
     /// Generated tokens at most per GSM8K answer.
     #[arg(long, default_value_t = 256)]
     pub(crate) max_gen_tokens: usize,

@@ -78,6 +78,39 @@ impl KvCache {
         Ok(out)
     }
 
+    /// An independent copy holding the same tokens, with room for `extra` more before it grows
+    /// (a clone would share the buffers that appends write into).
+    pub fn fork(&self, extra: usize) -> Result<Self> {
+        let cap = (self.len + extra).next_power_of_two().max(64);
+        let copy = |t: &Tensor| -> Result<Tensor> {
+            let (heads, _, d) = t.dims3()?;
+            let fresh = Tensor::zeros((heads, cap, d), t.dtype(), t.device())?;
+            if self.len > 0 {
+                fresh.slice_set(&t.narrow(1, 0, self.len)?.contiguous()?, 1, 0)?;
+            }
+            Ok(fresh)
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.as_ref()
+                    .map(|e| {
+                        Ok(LayerKv {
+                            k: copy(&e.k)?,
+                            v: copy(&e.v)?,
+                        })
+                    })
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        Ok(KvCache {
+            layers,
+            len: self.len,
+            pending: 0,
+        })
+    }
+
     /// Makes the tokens appended in this pass part of the cache.
     pub fn commit(&mut self) {
         self.len += self.pending;

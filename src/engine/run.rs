@@ -38,7 +38,7 @@ impl LogitsMode {
 }
 
 /// One sequence's state: its KV cache.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Sequence {
     cache: KvCache,
 }
@@ -52,6 +52,14 @@ impl Sequence {
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
         self.cache.is_empty()
+    }
+
+    /// An independent sequence with the same tokens cached (a shared context scored with
+    /// several continuations), with room for `extra` more tokens.
+    pub fn fork(&self, extra: usize) -> Result<Sequence> {
+        Ok(Sequence {
+            cache: self.cache.fork(extra)?,
+        })
     }
 }
 

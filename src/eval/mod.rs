@@ -4,6 +4,7 @@
 
 pub mod chat;
 pub mod fewshot;
+pub mod outdir;
 pub mod report;
 pub mod run;
 pub mod score;
@@ -27,6 +28,20 @@ pub struct TaskSummary {
     /// Per group (MMLU subject): `acc`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
     pub groups: BTreeMap<String, Accuracy>,
+    /// Wall seconds this run spent on the task (the items it scored; a resumed run's earlier
+    /// items are not timed again).
+    #[serde(default)]
+    pub seconds: f64,
+    /// Items scored in those seconds.
+    #[serde(default)]
+    pub items_timed: usize,
+}
+
+impl TaskSummary {
+    /// Items per second of this run's scoring.
+    pub fn items_per_s(&self) -> Option<f64> {
+        (self.seconds > 0.0 && self.items_timed > 0).then(|| self.items_timed as f64 / self.seconds)
+    }
 }
 
 /// Metrics of a multiple-choice task. MMLU's aggregate is over all its items (each subject
@@ -59,6 +74,8 @@ pub fn summarise_choices(task: &str, shots: usize, r: &[ChoiceResult]) -> TaskSu
         shots,
         metrics,
         groups: by.into_iter().map(|(g, v)| (g, Accuracy::of(v))).collect(),
+        seconds: 0.0,
+        items_timed: 0,
     }
 }
 
@@ -78,5 +95,7 @@ pub fn summarise_gen(task: &str, shots: usize, r: &[GenResult]) -> TaskSummary {
         shots,
         metrics,
         groups: BTreeMap::new(),
+        seconds: 0.0,
+        items_timed: 0,
     }
 }

@@ -49,6 +49,9 @@ pub struct EvalReport {
     pub chat: bool,
     /// Items per task at most.
     pub limit: Option<usize>,
+    /// MMLU subjects as chosen (`--subjects`; all when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subjects: Option<String>,
     /// Seed of sampled exemplars.
     pub seed: u64,
     /// Sequences per pass.

@@ -5,10 +5,12 @@
 //! measured ceilings.
 
 use super::chat::ChatTemplate;
+use super::outdir::{EvalSettings, OutDir};
 use super::report::{EvalReport, Performance};
 use super::score::{generate_answers, score_choices, Generation, CHAT_STOPS};
-use super::tasks::{is_sample, load, Items, Task};
-use super::{summarise_choices, summarise_gen};
+use super::score::{ChoiceResult, GenResult};
+use super::tasks::{is_sample, load_subjects, ChoiceItem, GenItem, Items, Subjects, Task};
+use super::{summarise_choices, summarise_gen, TaskSummary};
 use crate::accounting::deployment::Deployment;
 use crate::accounting::metrics::exact_metrics;
 use crate::accounting::money::CostFormula;
@@ -23,9 +25,11 @@ use crate::machine::targets::{targets, TargetSources};
 use crate::model::dtype::DType;
 use crate::model::source::Checkpoint;
 use crate::model::tokenizer::TextCodec;
+use crate::records::read::{read_records, Records};
 use crate::records::{append_records, KvCacheKind};
-use std::io::Write;
+use serde_json::{json, Value};
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// What an evaluation runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +58,15 @@ pub struct EvalOptions {
     pub ceilings: Option<PathBuf>,
     /// The deployment the run is priced on, with the formula.
     pub deployment: Option<(Deployment, CostFormula)>,
+    /// MMLU subjects (`--subjects`: names, or `first:N`).
+    pub subjects: Option<String>,
+    /// Continue the run in `out` (its settings checked), skipping finished items.
+    pub resume: bool,
+    /// Replace an earlier run in `out`.
+    pub force: bool,
+    /// Measure the machine's ceilings (and update the cache) instead of reading the cache as
+    /// it is.
+    pub measure_ceilings: bool,
 }
 
 /// What a running evaluation tells its caller.
@@ -80,6 +93,12 @@ impl<'c> Evaluation<'c> {
     /// Loads the tasks of `opts` for `ck`: missing data or a missing tokenizer fail here, before
     /// any model loads.
     pub fn new(ck: &'c Checkpoint, opts: EvalOptions) -> Result<Self> {
+        let subjects = opts.subjects.as_deref().map(Subjects::parse).transpose()?;
+        if subjects.is_some() && !opts.tasks.contains(&Task::Mmlu) {
+            return Err(Error::Invalid(
+                "--subjects chooses MMLU subjects, and --tasks does not name mmlu".into(),
+            ));
+        }
         let mut loaded = Vec::new();
         for t in &opts.tasks {
             let shots = if opts.chat {
@@ -90,7 +109,14 @@ impl<'c> Evaluation<'c> {
             loaded.push((
                 *t,
                 shots,
-                load(*t, &opts.data, opts.limit, shots, opts.seed)?,
+                load_subjects(
+                    *t,
+                    &opts.data,
+                    opts.limit,
+                    shots,
+                    opts.seed,
+                    subjects.as_ref(),
+                )?,
             ));
         }
         if opts.chat {
@@ -136,49 +162,47 @@ impl<'c> Evaluation<'c> {
         })
     }
 
-    /// Scores every task on `engine` (loaded from the checkpoint; `device` is its device as the
-    /// user named it), writing per-item results and records into the output folder.
-    pub fn run(
+    /// Scores every task into `dir`, step by step.
+    fn score_tasks(
         &self,
         engine: &mut Engine,
-        device: &str,
-        table: &HardwareTable,
+        dir: &OutDir,
         obs: &mut dyn EvalObserver,
-    ) -> Result<EvalReport> {
+    ) -> Result<Vec<TaskSummary>> {
         let a = &self.opts;
-        let out = &a.out;
-        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-        let rec_path = out.join("records.jsonl");
-        std::fs::write(&rec_path, b"").map_err(|e| Error::io(&rec_path, e))?;
-        let desc = engine.model.desc.clone();
+        let rec_path = dir.records();
         let mut summaries = Vec::new();
-        let meter = EnergyMeter::open(match engine.model.device.location() {
-            candle_core::DeviceLocation::Cuda { gpu_id } => Some(gpu_id),
-            _ => None,
-        });
-        let window = meter.available().then(|| meter.start());
-        let mut all_records = Vec::new();
         for (task, shots, items) in &self.loaded {
-            obs.task(task.name(), items.len());
-            let out_path = out.join(format!("{}.jsonl", task.name()));
-            let mut f = std::fs::File::create(&out_path).map_err(|e| Error::io(&out_path, e))?;
-            let mut put = |line: serde_json::Value| {
-                writeln!(f, "{line}").map_err(|e| Error::io(&out_path, e))
-            };
-            let summary = match items {
+            let name = task.name();
+            obs.task(name, items.len());
+            let started = Instant::now();
+            let (mut summary, scored) = match items {
                 Items::Choice(v) => {
-                    let r = score_choices(engine, &self.codec, v, a.batch, &mut |n| obs.items(n))?;
-                    for (it, x) in v.iter().zip(&r) {
-                        put(serde_json::json!({
-                            "id": x.id, "group": x.group, "prompt": it.context, "choices": it.choices,
-                            "gold": x.gold, "loglikelihoods": x.loglikelihoods, "pred": x.pred,
-                            "pred_norm": x.pred_norm, "pred_bytes": x.pred_bytes,
-                            "choice_chars": x.chars, "choice_bytes": x.bytes,
-                            "correct": x.pred == x.gold, "correct_norm": x.pred_norm == x.gold,
-                            "correct_bytes": x.pred_bytes == x.gold,
-                        }))?;
-                    }
-                    summarise_choices(task.name(), *shots, &r)
+                    let (mut file, done) = dir.task_file(name, &mut |i, row| {
+                        same_item(v.get(i).map(|it| (&it.id, &it.context)), row)
+                    })?;
+                    let mut results = done
+                        .into_iter()
+                        .map(|r| read_row::<ChoiceResult>(r, name))
+                        .collect::<Result<Vec<_>>>()?;
+                    obs.items(results.len());
+                    let rest = &v[results.len()..];
+                    let mut at = 0;
+                    let new = score_choices(engine, &self.codec, rest, a.batch, &mut |e, r| {
+                        append_records(&rec_path, &e.take_records())?;
+                        let rows: Vec<_> = rest[at..at + r.len()]
+                            .iter()
+                            .zip(r)
+                            .map(|(it, x)| choice_row(it, x))
+                            .collect();
+                        at += r.len();
+                        file.append(&rows)?;
+                        obs.items(r.len());
+                        Ok(())
+                    })?;
+                    let scored = new.len();
+                    results.extend(new);
+                    (summarise_choices(name, *shots, &results), scored)
                 }
                 Items::Gen(v) => {
                     let stops: &[&str] = if a.chat { &CHAT_STOPS } else { task.stops() };
@@ -187,26 +211,103 @@ impl<'c> Evaluation<'c> {
                         stops,
                         extract: task.extractors()?,
                     };
-                    let r = generate_answers(engine, &self.codec, v, a.batch, &gen, &mut |n| {
-                        obs.items(n)
+                    let (mut file, done) = dir.task_file(name, &mut |i, row| {
+                        same_item(v.get(i).map(|it| (&it.id, &it.prompt)), row)
                     })?;
-                    for (it, x) in v.iter().zip(&r) {
-                        put(serde_json::json!({
-                            "id": x.id, "prompt": it.prompt, "answer": x.answer, "output": x.output,
-                            "strict": x.strict, "flexible": x.flexible,
-                            "correct_strict": x.correct_strict(),
-                            "correct_flexible": x.correct_flexible(),
-                        }))?;
-                    }
-                    summarise_gen(task.name(), *shots, &r)
+                    let mut results = done
+                        .into_iter()
+                        .map(|r| read_row::<GenResult>(r, name))
+                        .collect::<Result<Vec<_>>>()?;
+                    obs.items(results.len());
+                    let rest = &v[results.len()..];
+                    let mut at = 0;
+                    let new =
+                        generate_answers(engine, &self.codec, rest, a.batch, &gen, &mut |e, r| {
+                            append_records(&rec_path, &e.take_records())?;
+                            let rows: Vec<_> = rest[at..at + r.len()]
+                                .iter()
+                                .zip(r)
+                                .map(|(it, x)| gen_row(it, x))
+                                .collect();
+                            at += r.len();
+                            file.append(&rows)?;
+                            obs.items(r.len());
+                            Ok(())
+                        })?;
+                    let scored = new.len();
+                    results.extend(new);
+                    (summarise_gen(name, *shots, &results), scored)
                 }
             };
-            let recs = engine.take_records();
-            append_records(&rec_path, &recs)?;
-            all_records.extend(recs.into_iter().map(|r| r.pass));
-            obs.task_done(task.name(), items.len());
+            summary.seconds = started.elapsed().as_secs_f64();
+            summary.items_timed = scored;
+            obs.task_done(name, items.len());
             summaries.push(summary);
         }
+        Ok(summaries)
+    }
+
+    /// The settings a resumed run must repeat.
+    fn settings(&self, engine: &Engine, device: &str) -> EvalSettings {
+        let a = &self.opts;
+        EvalSettings {
+            model: self.ck.arg.clone(),
+            device: device.to_string(),
+            dtype: engine.model.dtype.as_str().into(),
+            data: a.data.display().to_string(),
+            tasks: a.tasks.iter().map(|t| t.name().to_string()).collect(),
+            limit: a.limit,
+            shots: a.shots,
+            seed: a.seed,
+            chat: a.chat,
+            max_gen_tokens: a.max_gen_tokens,
+            subjects: a.subjects.clone(),
+        }
+    }
+
+    /// Scores every task on `engine` (loaded from the checkpoint; `device` is its device as the
+    /// user named it), writing each step's per-item results and records as it finishes; with
+    /// `resume`, the items an earlier run finished are read back instead of scored.
+    pub fn run(
+        &self,
+        engine: &mut Engine,
+        device: &str,
+        table: &HardwareTable,
+        obs: &mut dyn EvalObserver,
+    ) -> Result<EvalReport> {
+        let a = &self.opts;
+        let task_files: Vec<String> = self
+            .loaded
+            .iter()
+            .map(|(t, _, _)| format!("{}.jsonl", t.name()))
+            .collect();
+        let dir = OutDir::open(
+            &a.out,
+            &self.settings(engine, device),
+            &task_files,
+            a.resume,
+            a.force,
+        )?;
+        obs.note(&format!("results go to {}", dir.dir().display()));
+        let rec_path = dir.records();
+        let desc = engine.model.desc.clone();
+        let meter = EnergyMeter::open(match engine.model.device.location() {
+            candle_core::DeviceLocation::Cuda { gpu_id } => Some(gpu_id),
+            _ => None,
+        });
+        let window = meter.available().then(|| meter.start());
+        let summaries = self.score_tasks(engine, &dir, obs).map_err(|e| {
+            Error::Invalid(format!(
+                "{e}\nthe items finished so far are in {}; add --resume to the same command to continue",
+                dir.dir().display()
+            ))
+        })?;
+        // every pass of the run, an earlier run's included when resumed
+        let probed = std::fs::metadata(&rec_path).is_ok_and(|m| m.len() > 0);
+        let all_records = match probed.then(|| read_records(&rec_path)).transpose()? {
+            Some(Records::Native(v)) => v,
+            _ => Vec::new(),
+        };
         let power = window.as_ref().and_then(|w| meter.stop(w));
         let performance = if all_records.is_empty() {
             None
@@ -223,7 +324,8 @@ impl<'c> Evaluation<'c> {
                 TargetSources {
                     hardware: a.hardware.as_deref(),
                     ceilings_file: a.ceilings.as_deref(),
-                    remeasure: false,
+                    remeasure: a.measure_ceilings,
+                    read_only: !a.measure_ceilings,
                 },
                 &host,
                 gpu.as_ref(),
@@ -260,6 +362,7 @@ impl<'c> Evaluation<'c> {
             sample_data: is_sample(&a.data),
             chat: a.chat,
             limit: a.limit,
+            subjects: a.subjects.clone(),
             seed: a.seed,
             batch: a.batch,
             tasks: summaries,
@@ -269,4 +372,52 @@ impl<'c> Evaluation<'c> {
         }
         .priced(a.deployment.as_ref())
     }
+}
+
+/// Checks that a row an earlier run wrote is the item these settings score at its index.
+fn same_item(item: Option<(&String, &String)>, row: &Value) -> Result<()> {
+    let Some((id, prompt)) = item else {
+        return Err(Error::Invalid(
+            "past the items this run scores (another --limit?)".into(),
+        ));
+    };
+    if row.get("id").and_then(Value::as_str) != Some(id.as_str())
+        || row.get("prompt").and_then(Value::as_str) != Some(prompt.as_str())
+    {
+        return Err(Error::Invalid(format!(
+            "not item `{id}` with the prompt these settings give (has the data folder changed?); use --force or another --out"
+        )));
+    }
+    Ok(())
+}
+
+fn read_row<T: serde::de::DeserializeOwned>(row: Value, task: &str) -> Result<T> {
+    serde_json::from_value(row)
+        .map_err(|e| Error::Invalid(format!("--resume: a row of {task}.jsonl: {e}")))
+}
+
+/// The per-item line of a multiple-choice item.
+fn choice_row(it: &ChoiceItem, x: &ChoiceResult) -> Value {
+    let mut row = json!({
+        "id": x.id, "group": x.group, "prompt": it.context, "choices": it.choices,
+        "gold": x.gold, "loglikelihoods": x.loglikelihoods, "pred": x.pred,
+        "pred_norm": x.pred_norm, "pred_bytes": x.pred_bytes,
+        "choice_chars": x.chars, "choice_bytes": x.bytes,
+        "correct": x.pred == x.gold, "correct_norm": x.pred_norm == x.gold,
+        "correct_bytes": x.pred_bytes == x.gold,
+    });
+    if let (Some(ind), Some(m)) = (it.ind, row.as_object_mut()) {
+        m.insert("ind".into(), json!(ind));
+    }
+    row
+}
+
+/// The per-item line of a generated answer.
+fn gen_row(it: &GenItem, x: &GenResult) -> Value {
+    json!({
+        "id": x.id, "prompt": it.prompt, "answer": x.answer, "output": x.output,
+        "strict": x.strict, "flexible": x.flexible,
+        "correct_strict": x.correct_strict(),
+        "correct_flexible": x.correct_flexible(),
+    })
 }

@@ -25,9 +25,10 @@ pub struct ChoiceResult {
     /// Log-likelihood of each choice.
     pub loglikelihoods: Vec<f64>,
     /// UTF-8 bytes of each continuation, the leading delimiter included (for `acc_bytes`).
+    #[serde(rename = "choice_bytes")]
     pub bytes: Vec<usize>,
     /// Characters of each choice without the leading delimiter (for `acc_norm`).
-    #[serde(default)]
+    #[serde(rename = "choice_chars")]
     pub chars: Vec<usize>,
     /// Choice with the highest log-likelihood.
     pub pred: usize,
@@ -158,116 +159,200 @@ fn encode_pair(codec: &TextCodec, context: &str, continuation: &str) -> Result<(
     Ok((whole, ctx.len()))
 }
 
-/// Scores multiple-choice items, `batch` sequences per forward pass; `progress(items)` after
-/// each batch.
+/// One item's requests: each choice's token ids (context and continuation, lm-evaluation-
+/// harness's split) and where its continuation starts; `shared` tokens are common to every
+/// choice and lie before every continuation.
+struct ItemIds {
+    choices: Vec<(Vec<u32>, usize)>,
+    shared: usize,
+}
+
+impl ItemIds {
+    fn new(codec: &TextCodec, it: &ChoiceItem) -> Result<Self> {
+        let choices = it
+            .choices
+            .iter()
+            .map(|ch| encode_pair(codec, &it.context, ch))
+            .collect::<Result<Vec<_>>>()?;
+        let first = &choices[0].0;
+        let shared = choices
+            .iter()
+            .map(|(ids, ctx)| common_prefix(first, ids).min(*ctx))
+            .min()
+            .unwrap_or(0);
+        if shared == 0 {
+            return Err(Error::Invalid(format!(
+                "item {}: its context is empty, so nothing predicts a choice's first token",
+                it.id
+            )));
+        }
+        Ok(ItemIds { choices, shared })
+    }
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn log_softmax_at(row: &[f32], tok: u32) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = max
+        + row
+            .iter()
+            .map(|&x| ((x as f64) - max).exp())
+            .sum::<f64>()
+            .ln();
+    row[tok as usize] as f64 - lse
+}
+
+/// Scores multiple-choice items, `batch` items per step; `sink(engine, results)` hears each
+/// step's results as soon as they are known (to write them, with the step's records).
+///
+/// Nothing is computed twice: a step prefills the context prefix its items share (an MMLU
+/// subject's few-shot exemplars) once, each item's own context once on a copy of that cache,
+/// and each choice's continuation on a copy of its item's cache; the first continuation token
+/// is read from the context's last position, so single-token choices (MMLU's ` A`–` D`) need no
+/// pass of their own. Sequences are packed without padding. The log-likelihoods equal those of
+/// scoring every `context + continuation` from scratch up to f32 rounding.
 pub fn score_choices(
     engine: &mut Engine,
     codec: &TextCodec,
     items: &[ChoiceItem],
     batch: usize,
-    progress: &mut dyn FnMut(usize),
+    sink: &mut dyn FnMut(&mut Engine, &[ChoiceResult]) -> Result<()>,
 ) -> Result<Vec<ChoiceResult>> {
-    // every (item, choice) request; an item whose choices are single tokens after one shared
-    // context (MMLU's ` A`..` D`) needs one pass: `choice = None` scores them all from the
-    // context's last position
-    let mut reqs = Vec::new();
-    // each choice's last token: what a shared pass reads the log-probability of
-    let mut single: Vec<Vec<u32>> = Vec::with_capacity(items.len());
-    for (i, it) in items.iter().enumerate() {
-        let pairs = it
-            .choices
-            .iter()
-            .map(|ch| encode_pair(codec, &it.context, ch))
-            .collect::<Result<Vec<_>>>()?;
-        let shared = pairs
-            .iter()
-            .all(|(ids, ctx)| ids.len() == ctx + 1 && ids[..*ctx] == pairs[0].0[..pairs[0].1]);
-        single.push(pairs.iter().map(|(ids, _)| ids[ids.len() - 1]).collect());
-        if shared {
-            let (ids, ctx) = &pairs[0];
-            reqs.push((i, None, ids[..*ctx].to_vec(), *ctx));
-        } else {
-            for (c, (ids, ctx)) in pairs.into_iter().enumerate() {
-                reqs.push((i, Some(c), ids, ctx));
-            }
-        }
-    }
-    let vocab = engine.model.desc.vocab_size;
-    let mut ll: Vec<Vec<f64>> = items.iter().map(|it| vec![0.0; it.choices.len()]).collect();
-    let mut done_items = 0;
-    for chunk in reqs.chunks(batch.max(1)) {
-        let tail = chunk
-            .iter()
-            .map(|(_, _, ids, ctx)| (ids.len() + 1).saturating_sub(*ctx).max(1))
-            .max()
-            .unwrap_or(1);
-        let mut seqs: Vec<_> = chunk.iter().map(|_| engine.new_sequence()).collect();
-        let mut refs: Vec<_> = seqs.iter_mut().collect();
-        let toks: Vec<Vec<u32>> = chunk.iter().map(|(_, _, ids, _)| ids.clone()).collect();
-        if let Some(bad) = toks.iter().flatten().find(|&&t| t as usize >= vocab) {
-            return Err(Error::Invalid(format!(
-                "the tokenizer gives id {bad}, outside the model's vocabulary ({vocab})"
-            )));
-        }
-        let logits = engine.forward(&mut refs, &toks, LogitsMode::Tail(tail))?;
-        let logprob = |row: &[f32], tok: u32| -> f64 {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let lse = max
-                + row
-                    .iter()
-                    .map(|&x| ((x as f64) - max).exp())
-                    .sum::<f64>()
-                    .ln();
-            row[tok as usize] as f64 - lse
-        };
-        for ((i, c, ids, ctx), l) in chunk.iter().zip(&logits) {
-            let rows = l.to_vec2::<f32>()?;
-            match c {
-                None => {
-                    let last = &rows[rows.len() - 1];
-                    for (c, &tok) in single[*i].iter().enumerate() {
-                        ll[*i][c] = logprob(last, tok);
-                    }
-                }
-                Some(c) => {
-                    // row r holds the prediction for position ids.len() - rows.len() + r + 1
-                    let first = ids.len() - rows.len();
-                    ll[*i][*c] = ids
-                        .iter()
-                        .enumerate()
-                        .skip(*ctx)
-                        .map(|(pos, &tok)| logprob(&rows[pos - 1 - first], tok))
-                        .sum();
-                }
-            }
-        }
-        let finished = chunk.last().map_or(0, |(i, c, _, _)| match c {
-            Some(c) if *c + 1 < items[*i].choices.len() => *i,
-            _ => i + 1,
-        });
-        if finished > done_items {
-            progress(finished - done_items);
-            done_items = finished;
-        }
-    }
-    Ok(items
+    let ids = items
         .iter()
-        .zip(ll)
-        .map(|(it, ll)| {
-            let (pred, pred_norm, pred_bytes, chars, bytes) = predictions(&ll, &it.choices);
-            ChoiceResult {
-                id: it.id.clone(),
-                group: it.group.clone(),
-                gold: it.gold,
-                pred,
-                pred_norm,
-                pred_bytes,
-                loglikelihoods: ll,
-                bytes,
-                chars,
+        .map(|it| ItemIds::new(codec, it))
+        .collect::<Result<Vec<_>>>()?;
+    let vocab = engine.model.desc.vocab_size;
+    if let Some(bad) = ids
+        .iter()
+        .flat_map(|i| i.choices.iter().flat_map(|(t, _)| t))
+        .find(|&&t| t as usize >= vocab)
+    {
+        return Err(Error::Invalid(format!(
+            "the tokenizer gives id {bad}, outside the model's vocabulary ({vocab})"
+        )));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    let step = batch.max(1);
+    for (k, chunk) in ids.chunks(step).enumerate() {
+        let base = k * step;
+        let mut ll: Vec<Vec<f64>> = chunk.iter().map(|i| vec![0.0; i.choices.len()]).collect();
+        // 1. the prefix every item of the step shares, leaving each item at least one token
+        let head = &chunk[0].choices[0].0;
+        let group = if chunk.len() > 1 {
+            chunk
+                .iter()
+                .map(|i| common_prefix(head, &i.choices[0].0[..i.shared]).min(i.shared - 1))
+                .min()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let mut root = engine.new_sequence();
+        if group > 0 {
+            engine.forward(
+                &mut [&mut root],
+                &[head[..group].to_vec()],
+                LogitsMode::Last,
+            )?;
+        }
+        // 2. each item's own context on a copy of the shared cache; its last position predicts
+        // every choice's first continuation token
+        let mut seqs = chunk
+            .iter()
+            .map(|i| root.fork(i.shared - group + 1))
+            .collect::<Result<Vec<_>>>()?;
+        let toks: Vec<Vec<u32>> = chunk
+            .iter()
+            .map(|i| i.choices[0].0[group..i.shared].to_vec())
+            .collect();
+        let last = engine.forward(
+            &mut seqs.iter_mut().collect::<Vec<_>>(),
+            &toks,
+            LogitsMode::Last,
+        )?;
+        let last: Vec<Vec<f32>> = last
+            .iter()
+            .map(|t| Ok(t.to_vec2::<f32>()?.remove(0)))
+            .collect::<Result<_>>()?;
+        // 3. each choice's remaining tokens (all but its last) on a copy of its item's cache
+        let mut forks = Vec::new();
+        let mut fork_toks = Vec::new();
+        let mut owner = Vec::new();
+        for (j, i) in chunk.iter().enumerate() {
+            for (c, (t, _)) in i.choices.iter().enumerate() {
+                if t.len() - 1 > i.shared {
+                    forks.push(seqs[j].fork(t.len() - 1 - i.shared)?);
+                    fork_toks.push(t[i.shared..t.len() - 1].to_vec());
+                    owner.push((j, c));
+                }
             }
-        })
-        .collect())
+        }
+        drop(seqs);
+        let rows = if forks.is_empty() {
+            Vec::new()
+        } else {
+            engine
+                .forward(
+                    &mut forks.iter_mut().collect::<Vec<_>>(),
+                    &fork_toks,
+                    LogitsMode::All,
+                )?
+                .iter()
+                .map(|t| Ok(t.to_vec2::<f32>()?))
+                .collect::<Result<Vec<_>>>()?
+        };
+        let mut fork_rows = vec![Vec::new(); chunk.len()];
+        for ((j, c), r) in owner.into_iter().zip(rows) {
+            fork_rows[j].push((c, r));
+        }
+        for (j, i) in chunk.iter().enumerate() {
+            for (c, (t, ctx)) in i.choices.iter().enumerate() {
+                let own = fork_rows[j].iter().find(|(x, _)| *x == c).map(|(_, r)| r);
+                // the prediction of position p comes from position p - 1: the item's last
+                // context row for p = shared, else row p - 1 - shared of the choice's own pass
+                let mut sum = 0.0;
+                for p in *ctx..t.len() {
+                    let row = match own {
+                        _ if p == i.shared => &last[j],
+                        Some(r) => &r[p - 1 - i.shared],
+                        None => {
+                            return Err(Error::Invalid(format!(
+                                "item {}: choice {c} has no scored pass",
+                                items[base + j].id
+                            )))
+                        }
+                    };
+                    sum += log_softmax_at(row, t[p]);
+                }
+                ll[j][c] = sum;
+            }
+        }
+        let results: Vec<ChoiceResult> = items[base..base + chunk.len()]
+            .iter()
+            .zip(ll)
+            .map(|(it, ll)| {
+                let (pred, pred_norm, pred_bytes, chars, bytes) = predictions(&ll, &it.choices);
+                ChoiceResult {
+                    id: it.id.clone(),
+                    group: it.group.clone(),
+                    gold: it.gold,
+                    pred,
+                    pred_norm,
+                    pred_bytes,
+                    loglikelihoods: ll,
+                    bytes,
+                    chars,
+                }
+            })
+            .collect();
+        sink(engine, &results)?;
+        out.extend(results);
+    }
+    Ok(out)
 }
 
 /// The stop strings of chat-mode generation (the answer may span paragraphs).
@@ -292,7 +377,7 @@ pub fn generate_answers(
     items: &[GenItem],
     batch: usize,
     gen: &Generation,
-    progress: &mut dyn FnMut(usize),
+    sink: &mut dyn FnMut(&mut Engine, &[GenResult]) -> Result<()>,
 ) -> Result<Vec<GenResult>> {
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(batch.max(1)) {
@@ -307,17 +392,22 @@ pub fn generate_answers(
             stop: gen.stops.iter().map(|s| s.to_string()).collect(),
         };
         let gens = generate(engine, &prompts, &mut params, Some(codec))?;
-        for (it, g) in chunk.iter().zip(gens) {
-            let text = g.text.unwrap_or_default();
-            out.push(GenResult {
-                id: it.id.clone(),
-                answer: it.answer.clone(),
-                strict: gen.extract.strict(&text),
-                flexible: gen.extract.flexible(&text),
-                output: text,
-            });
-        }
-        progress(chunk.len());
+        let results: Vec<GenResult> = chunk
+            .iter()
+            .zip(gens)
+            .map(|(it, g)| {
+                let text = g.text.unwrap_or_default();
+                GenResult {
+                    id: it.id.clone(),
+                    answer: it.answer.clone(),
+                    strict: gen.extract.strict(&text),
+                    flexible: gen.extract.flexible(&text),
+                    output: text,
+                }
+            })
+            .collect();
+        sink(engine, &results)?;
+        out.extend(results);
     }
     Ok(out)
 }

@@ -25,11 +25,33 @@ pub fn eval_markdown(report: &EvalReport) -> String {
     }
     let mut md = format!("# moecap eval: {}\n\n", report.model_name);
     if report.sample_data {
-        md += "Data: the committed SAMPLE (a few items per task), not the full sets.\n\n";
+        md += "Data: a folder marked SAMPLE (item counts not checked), not the full sets.\n\n";
+    }
+    if let Some(s) = &report.subjects {
+        md += &format!("MMLU subjects: {s} (--subjects), not all 57.\n\n");
     }
     md += "```\n";
     md += &t.render();
     md += "```\n";
+    // the wall time of each task's scoring in this run
+    let mut w = Table::new(&["task", "items", "seconds", "items/s"]);
+    let mut timed = 0;
+    for s in &report.tasks {
+        if let Some(r) = s.items_per_s() {
+            w.row(vec![
+                s.task.clone(),
+                s.items_timed.to_string(),
+                format!("{:.1}", s.seconds),
+                format!("{r:.2}"),
+            ]);
+            timed += 1;
+        }
+    }
+    if timed > 0 {
+        md += "\n```\n";
+        md += &w.render();
+        md += "```\n";
+    }
     if let Some(p) = &report.performance {
         for (phase, m) in [
             ("prefill", &p.prefill_measured),

@@ -300,7 +300,8 @@ impl HardwareTable {
 }
 
 /// Levenshtein distance between two strings, in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
+/// Levenshtein distance of two names (for "closest" suggestions).
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

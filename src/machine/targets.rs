@@ -2,9 +2,10 @@
 //! row (`--hardware`, else the detected device's row) and this machine's measured ceilings (a
 //! ceilings file, else the cache, measuring what is missing), for the engine's device and dtype.
 
-use super::cache::{cached_or_measured, read_cached};
+use super::cache::{cache_file, cached_or_measured, read_cached};
 use super::ceilings::Ceilings;
 use super::detect::{match_cpu, match_gpu, GpuInfo, HostInfo};
+use super::dirs::cache_dir;
 use super::hardware::{Hardware, HardwareTable, Peaks};
 use crate::error::{Error, Result};
 use crate::model::dtype::DType as TableDType;
@@ -38,8 +39,8 @@ pub struct Ceiling {
 pub struct Targets {
     /// The hardware-table row's peaks for the engine dtype, if the device has a row.
     pub spec: Option<SpecInfo>,
-    /// This machine's measured ceilings.
-    pub ceilings: Ceilings,
+    /// This machine's measured ceilings (none when the cache is read only and holds none).
+    pub ceilings: Option<Ceilings>,
     /// Both as peaks.
     pub peaks: Ceiling,
 }
@@ -81,6 +82,9 @@ pub struct TargetSources<'a> {
     pub ceilings_file: Option<&'a Path>,
     /// Measure again instead of trusting the cache.
     pub remeasure: bool,
+    /// Use the cache as it is: no re-check, no measurement, nothing written (an accuracy run
+    /// on a busy machine must not replace the ceilings).
+    pub read_only: bool,
 }
 
 /// The targets of a run of `dtype` on `device`; `note` hears what is measured, before it is.
@@ -103,28 +107,38 @@ pub fn targets(
                 flops_per_s: f,
             })
     });
+    let key = machine_key(host, gpu);
     let ceilings = match from.ceilings_file {
-        Some(f) => read_cached(f)?
-            .ok_or_else(|| Error::Invalid(format!("{}: no such ceilings file", f.display())))?,
-        None => {
-            cached_or_measured(
-                device,
-                &machine_key(host, gpu),
-                &[dtype],
-                from.remeasure,
-                note,
-            )?
-            .0
+        Some(f) => Some(
+            read_cached(f)?
+                .ok_or_else(|| Error::Invalid(format!("{}: no such ceilings file", f.display())))?,
+        ),
+        None if from.read_only => {
+            let cached = match cache_dir() {
+                Some(d) => read_cached(&cache_file(&d, &key))?,
+                None => None,
+            };
+            if cached.as_ref().and_then(|c| c.flops_per_s(dtype)).is_none() {
+                note(&format!(
+                    "no measured ceilings of this machine for {} in the cache: utilisation is given \
+                     against the spec sheet only (`moecap hw measure` measures them)",
+                    dtype.as_str()
+                ));
+            }
+            cached
         }
+        None => Some(cached_or_measured(device, &key, &[dtype], from.remeasure, note)?.0),
     };
     let peaks = Ceiling {
         spec: spec.as_ref().map(|s| Peaks {
             bandwidth_bytes_per_s: s.bandwidth_bytes_per_s,
             flops_per_s: s.flops_per_s,
         }),
-        measured: ceilings.flops_per_s(dtype).map(|f| Peaks {
-            bandwidth_bytes_per_s: ceilings.bandwidth_bytes_per_s(),
-            flops_per_s: f,
+        measured: ceilings.as_ref().and_then(|c| {
+            c.flops_per_s(dtype).map(|f| Peaks {
+                bandwidth_bytes_per_s: c.bandwidth_bytes_per_s(),
+                flops_per_s: f,
+            })
         }),
     };
     Ok(Targets {

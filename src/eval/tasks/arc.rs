@@ -61,6 +61,7 @@ pub(super) fn load(task: Task, data: &Path, limit: Option<usize>, shots: usize) 
                 context: s(doc, "query", &f)?.to_string(),
                 choices: choices.iter().map(|c| format!(" {c}")).collect(),
                 gold: gold as usize,
+                ind: None,
             })
         })
         .collect::<Result<_>>()?;

@@ -71,6 +71,7 @@ pub(super) fn load(data: &Path, limit: Option<usize>, shots: usize) -> Result<It
                     .map(|e| format!(" {}", hellaswag_preprocess(e)))
                     .collect(),
                 gold,
+                ind: r.get("ind").and_then(serde_json::Value::as_i64),
             })
         })
         .collect::<Result<_>>()

@@ -37,8 +37,69 @@ fn mmlu_block(row: &Value, file: &Path) -> Result<(String, usize)> {
 
 const LETTERS: [&str; 4] = ["A", "B", "C", "D"];
 
-/// MMLU's items: the first `limit` of each subject, with `shots` dev exemplars.
-pub(super) fn load(data: &Path, limit: Option<usize>, shots: usize) -> Result<Items> {
+/// Which MMLU subjects a run scores (`--subjects`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subjects {
+    /// These, by name (`abstract_algebra,anatomy`).
+    Named(Vec<String>),
+    /// The first N in alphabetical order (`first:N`).
+    First(usize),
+}
+
+impl Subjects {
+    /// Parses `--subjects`: names separated by commas, or `first:N`.
+    pub fn parse(s: &str) -> Result<Self> {
+        if let Some(n) = s.trim().strip_prefix("first:") {
+            return match n.trim().parse::<usize>() {
+                Ok(n) if n > 0 => Ok(Subjects::First(n)),
+                _ => Err(Error::Invalid(format!(
+                    "--subjects {s}: `first:N` needs a whole number N of at least 1"
+                ))),
+            };
+        }
+        let names: Vec<String> = s
+            .split(',')
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .collect();
+        if names.is_empty() {
+            return Err(Error::Invalid(format!("--subjects `{s}` names no subject")));
+        }
+        Ok(Subjects::Named(names))
+    }
+
+    /// The chosen subjects among `all` (sorted), in `all`'s order; an unknown name is an error.
+    fn pick(&self, all: &[String], root: &Path) -> Result<Vec<String>> {
+        match self {
+            Subjects::First(n) => Ok(all.iter().take(*n).cloned().collect()),
+            Subjects::Named(names) => {
+                if let Some(bad) = names.iter().find(|n| !all.contains(n)) {
+                    let mut near: Vec<&String> = all.iter().collect();
+                    near.sort_by_key(|a| crate::machine::hardware::edit_distance(a, bad));
+                    return Err(Error::Invalid(format!(
+                        "--subjects: no MMLU subject `{bad}` in {} (closest: {})",
+                        root.display(),
+                        near.iter()
+                            .take(3)
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                Ok(all.iter().filter(|a| names.contains(a)).cloned().collect())
+            }
+        }
+    }
+}
+
+/// MMLU's items: the first `limit` of each subject (all subjects, or `subjects`), with `shots`
+/// dev exemplars.
+pub(super) fn load(
+    data: &Path,
+    limit: Option<usize>,
+    shots: usize,
+    chosen: Option<&Subjects>,
+) -> Result<Items> {
     let take = |n: usize| limit.map_or(n, |l| l.min(n));
     let full = !is_sample(data);
     let root = data.join("mmlu");
@@ -54,6 +115,11 @@ pub(super) fn load(data: &Path, limit: Option<usize>, shots: usize) -> Result<It
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     subjects.sort();
+    // a chosen subset is not a truncated set: its counts are not checked
+    let full = full && chosen.is_none();
+    if let Some(c) = chosen {
+        subjects = c.pick(&subjects, &root)?;
+    }
     let mut items = Vec::new();
     let (mut n_test, mut n_dev) = (0, 0);
     for subj in &subjects {
@@ -85,6 +151,7 @@ pub(super) fn load(data: &Path, limit: Option<usize>, shots: usize) -> Result<It
                 context: format!("{ctx}{block}"),
                 choices: LETTERS.iter().map(|l| format!(" {l}")).collect(),
                 gold,
+                ind: None,
             });
         }
     }

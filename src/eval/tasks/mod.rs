@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use filters::{RegexFilter, GSM8K_COT_STRICT, GSM8K_FLEXIBLE, GSM8K_STRICT};
 pub use gsm8k::answer_is_last;
 pub use hellaswag::hellaswag_preprocess;
+pub use mmlu::Subjects;
 
 /// A task moecap evaluates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +171,8 @@ pub struct ChoiceItem {
     pub choices: Vec<String>,
     /// The right choice.
     pub gold: usize,
+    /// HellaSwag's `ind` (the dataset's own item number, which lm-evaluation-harness logs).
+    pub ind: Option<i64>,
 }
 
 /// One generation item.
@@ -264,8 +267,20 @@ pub fn load(
     shots: usize,
     seed: u64,
 ) -> Result<Items> {
+    load_subjects(task, data, limit, shots, seed, None)
+}
+
+/// [`load`], with MMLU restricted to `subjects` (other tasks ignore it).
+pub fn load_subjects(
+    task: Task,
+    data: &Path,
+    limit: Option<usize>,
+    shots: usize,
+    seed: u64,
+    subjects: Option<&Subjects>,
+) -> Result<Items> {
     match task {
-        Task::Mmlu => mmlu::load(data, limit, shots),
+        Task::Mmlu => mmlu::load(data, limit, shots, subjects),
         Task::ArcChallenge | Task::ArcEasy => arc::load(task, data, limit, shots),
         Task::Hellaswag => hellaswag::load(data, limit, shots),
         Task::Gsm8k => gsm8k::load(data, limit, shots, seed),
