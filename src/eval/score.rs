@@ -190,19 +190,28 @@ impl ItemIds {
     }
 }
 
+/// The shortest context prefix that a step prefills once for all its items.
+const MIN_SHARED_PREFIX: usize = 16;
+
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-fn log_softmax_at(row: &[f32], tok: u32) -> f64 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = max
-        + row
-            .iter()
-            .map(|&x| ((x as f64) - max).exp())
-            .sum::<f64>()
-            .ln();
-    row[tok as usize] as f64 - lse
+/// `log Σ exp(row)`: the exponentials in f32 (arguments ≤ 0 after the max is taken out),
+/// summed in f64 per block of 256, so a row of 49152 logits costs one `expf` per entry.
+fn log_sum_exp(row: &[f32]) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = row
+        .chunks(256)
+        .map(|c| c.iter().map(|&x| (x - max).exp()).sum::<f32>() as f64)
+        .sum();
+    max as f64 + sum.ln()
+}
+
+/// [`log_sum_exp`] of every row, the rows spread over the thread pool.
+fn row_lse(rows: &[Vec<f32>]) -> Vec<f64> {
+    use rayon::prelude::*;
+    rows.par_iter().map(|r| log_sum_exp(r)).collect()
 }
 
 /// Scores multiple-choice items, `batch` items per step; `sink(engine, results)` hears each
@@ -251,6 +260,8 @@ pub fn score_choices(
         } else {
             0
         };
+        // a prefix of a few tokens (ARC's `Question:`) is not worth a pass of its own
+        let group = if group >= MIN_SHARED_PREFIX { group } else { 0 };
         let mut root = engine.new_sequence();
         if group > 0 {
             engine.forward(
@@ -278,6 +289,7 @@ pub fn score_choices(
             .iter()
             .map(|t| Ok(t.to_vec2::<f32>()?.remove(0)))
             .collect::<Result<_>>()?;
+        let last_lse = row_lse(&last);
         // 3. each choice's remaining tokens (all but its last) on a copy of its item's cache
         let mut forks = Vec::new();
         let mut fork_toks = Vec::new();
@@ -307,18 +319,22 @@ pub fn score_choices(
         };
         let mut fork_rows = vec![Vec::new(); chunk.len()];
         for ((j, c), r) in owner.into_iter().zip(rows) {
-            fork_rows[j].push((c, r));
+            let lse = row_lse(&r);
+            fork_rows[j].push((c, r, lse));
         }
         for (j, i) in chunk.iter().enumerate() {
             for (c, (t, ctx)) in i.choices.iter().enumerate() {
-                let own = fork_rows[j].iter().find(|(x, _)| *x == c).map(|(_, r)| r);
+                let own = fork_rows[j]
+                    .iter()
+                    .find(|(x, _, _)| *x == c)
+                    .map(|(_, r, l)| (r, l));
                 // the prediction of position p comes from position p - 1: the item's last
                 // context row for p = shared, else row p - 1 - shared of the choice's own pass
                 let mut sum = 0.0;
                 for p in *ctx..t.len() {
-                    let row = match own {
-                        _ if p == i.shared => &last[j],
-                        Some(r) => &r[p - 1 - i.shared],
+                    let (row, lse) = match own {
+                        _ if p == i.shared => (&last[j], last_lse[j]),
+                        Some((r, l)) => (&r[p - 1 - i.shared], l[p - 1 - i.shared]),
                         None => {
                             return Err(Error::Invalid(format!(
                                 "item {}: choice {c} has no scored pass",
@@ -326,7 +342,7 @@ pub fn score_choices(
                             )))
                         }
                     };
-                    sum += log_softmax_at(row, t[p]);
+                    sum += row[t[p] as usize] as f64 - lse;
                 }
                 ll[j][c] = sum;
             }
