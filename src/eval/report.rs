@@ -54,7 +54,7 @@ pub struct EvalReport {
     pub subjects: Option<String>,
     /// Seed of sampled exemplars.
     pub seed: u64,
-    /// Sequences per pass.
+    /// Items per step (`--batch`).
     pub batch: usize,
     /// Per task.
     pub tasks: Vec<TaskSummary>,
