@@ -129,7 +129,26 @@ fn resumed_runs_equal_uninterrupted_ones_and_folders_are_not_overwritten() {
     assert!(s["tasks"][0]["seconds"].as_f64().unwrap() > 0.0);
     assert_eq!(s["tasks"][0]["items_timed"], 4);
 
-    // the same folder again: refused, named; --force replaces it
+    // the same folder again: refused, named; --force replaces it and leaves no earlier task
+    let o = eval_command(&model, &data())
+        .args(["--tasks", "arc_easy", "--no-probe", "--force", "--out"])
+        .arg(tmp.join("forced"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    std::fs::copy(whole.join("mmlu.jsonl"), tmp.join("forced/mmlu.jsonl")).unwrap();
+    let o = eval_command(&model, &data())
+        .args(["--tasks", "arc_easy", "--no-probe", "--out"])
+        .arg(tmp.join("forced"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let o = eval_command(&model, &data())
+        .args(["--tasks", "arc_easy", "--no-probe", "--force", "--out"])
+        .arg(tmp.join("forced"))
+        .output()
+        .unwrap();
+    assert!(o.status.success() && !tmp.join("forced/mmlu.jsonl").exists());
     let o = run(&whole, &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -276,10 +276,10 @@ impl<'c> Evaluation<'c> {
         obs: &mut dyn EvalObserver,
     ) -> Result<EvalReport> {
         let a = &self.opts;
-        let task_files: Vec<String> = self
-            .loaded
+        // every task's file, not only this run's: --force leaves no earlier run's tasks behind
+        let task_files: Vec<String> = Task::ALL
             .iter()
-            .map(|(t, _, _)| format!("{}.jsonl", t.name()))
+            .map(|t| format!("{}.jsonl", t.name()))
             .collect();
         let dir = OutDir::open(
             &a.out,
