@@ -170,7 +170,6 @@ impl<'c> Evaluation<'c> {
         obs: &mut dyn EvalObserver,
     ) -> Result<Vec<TaskSummary>> {
         let a = &self.opts;
-        let rec_path = dir.records();
         let mut summaries = Vec::new();
         for (task, shots, items) in &self.loaded {
             let name = task.name();
@@ -178,30 +177,15 @@ impl<'c> Evaluation<'c> {
             let started = Instant::now();
             let (mut summary, scored) = match items {
                 Items::Choice(v) => {
-                    let (mut file, done) = dir.task_file(name, &mut |i, row| {
-                        same_item(v.get(i).map(|it| (&it.id, &it.context)), row)
-                    })?;
-                    let mut results = done
-                        .into_iter()
-                        .map(|r| read_row::<ChoiceResult>(r, name))
-                        .collect::<Result<Vec<_>>>()?;
-                    obs.items(results.len());
-                    let rest = &v[results.len()..];
-                    let mut at = 0;
-                    let new = score_choices(engine, &self.codec, rest, a.batch, &mut |e, r| {
-                        append_records(&rec_path, &e.take_records())?;
-                        let rows: Vec<_> = rest[at..at + r.len()]
-                            .iter()
-                            .zip(r)
-                            .map(|(it, x)| choice_row(it, x))
-                            .collect();
-                        at += r.len();
-                        file.append(&rows)?;
-                        obs.items(r.len());
-                        Ok(())
-                    })?;
-                    let scored = new.len();
-                    results.extend(new);
+                    let (results, scored) = resume_and_score(
+                        dir,
+                        name,
+                        v,
+                        obs,
+                        |it| (&it.id, &it.context),
+                        choice_row,
+                        |rest, sink| score_choices(engine, &self.codec, rest, a.batch, sink),
+                    )?;
                     (summarise_choices(name, *shots, &results), scored)
                 }
                 Items::Gen(v) => {
@@ -211,31 +195,17 @@ impl<'c> Evaluation<'c> {
                         stops,
                         extract: task.extractors()?,
                     };
-                    let (mut file, done) = dir.task_file(name, &mut |i, row| {
-                        same_item(v.get(i).map(|it| (&it.id, &it.prompt)), row)
-                    })?;
-                    let mut results = done
-                        .into_iter()
-                        .map(|r| read_row::<GenResult>(r, name))
-                        .collect::<Result<Vec<_>>>()?;
-                    obs.items(results.len());
-                    let rest = &v[results.len()..];
-                    let mut at = 0;
-                    let new =
-                        generate_answers(engine, &self.codec, rest, a.batch, &gen, &mut |e, r| {
-                            append_records(&rec_path, &e.take_records())?;
-                            let rows: Vec<_> = rest[at..at + r.len()]
-                                .iter()
-                                .zip(r)
-                                .map(|(it, x)| gen_row(it, x))
-                                .collect();
-                            at += r.len();
-                            file.append(&rows)?;
-                            obs.items(r.len());
-                            Ok(())
-                        })?;
-                    let scored = new.len();
-                    results.extend(new);
+                    let (results, scored) = resume_and_score(
+                        dir,
+                        name,
+                        v,
+                        obs,
+                        |it| (&it.id, &it.prompt),
+                        gen_row,
+                        |rest, sink| {
+                            generate_answers(engine, &self.codec, rest, a.batch, &gen, sink)
+                        },
+                    )?;
                     (summarise_gen(name, *shots, &results), scored)
                 }
             };
@@ -372,6 +342,48 @@ impl<'c> Evaluation<'c> {
         }
         .priced(a.deployment.as_ref())
     }
+}
+
+/// The sink a scorer hears each step's results through.
+type Sink<'s, R> = dyn FnMut(&mut Engine, &[R]) -> Result<()> + 's;
+
+/// One task's results in item order: the rows an earlier run finished (checked against `key`,
+/// the item's id and prompt) read back, the rest given to `score`, whose sink appends each
+/// step's probe records and per-item rows (`row`) as the step finishes. Also returns how many
+/// items were scored now.
+fn resume_and_score<I, R: serde::de::DeserializeOwned>(
+    dir: &OutDir,
+    task: &str,
+    items: &[I],
+    obs: &mut dyn EvalObserver,
+    key: impl Fn(&I) -> (&String, &String),
+    row: impl Fn(&I, &R) -> Value,
+    score: impl FnOnce(&[I], &mut Sink<'_, R>) -> Result<Vec<R>>,
+) -> Result<(Vec<R>, usize)> {
+    let (mut file, done) = dir.task_file(task, &mut |i, r| same_item(items.get(i).map(&key), r))?;
+    let mut results = done
+        .into_iter()
+        .map(|r| read_row::<R>(r, task))
+        .collect::<Result<Vec<_>>>()?;
+    obs.items(results.len());
+    let rest = &items[results.len().min(items.len())..];
+    let rec_path = dir.records();
+    let mut at = 0;
+    let new = score(rest, &mut |e, r| {
+        append_records(&rec_path, &e.take_records())?;
+        let rows: Vec<_> = rest[at..at + r.len()]
+            .iter()
+            .zip(r)
+            .map(|(it, x)| row(it, x))
+            .collect();
+        at += r.len();
+        file.append(&rows)?;
+        obs.items(r.len());
+        Ok(())
+    })?;
+    let scored = new.len();
+    results.extend(new);
+    Ok((results, scored))
 }
 
 /// Checks that a row an earlier run wrote is the item these settings score at its index.
