@@ -28,3 +28,23 @@ pub fn with_cpu_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::
     };
     Ok(Some(f(&c.as_slice::<f32>()?[a..b])))
 }
+
+/// Runs `f` on the elements of every tensor of `ts` at once when each is a contiguous f32
+/// tensor on the CPU (`None` otherwise), without copying them.
+pub fn with_cpu_f32_all<R>(
+    ts: &[&Tensor],
+    f: impl FnOnce(&[&[f32]]) -> R,
+) -> candle_core::Result<Option<R>> {
+    if ts.iter().any(|t| !host_f32(t.device(), t.dtype())) {
+        return Ok(None);
+    }
+    let held: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(held.len());
+    for (st, l) in &held {
+        let (Storage::Cpu(c), Some((a, b))) = (&**st, l.contiguous_offsets()) else {
+            return Ok(None);
+        };
+        slices.push(&c.as_slice::<f32>()?[a..b]);
+    }
+    Ok(Some(f(&slices)))
+}

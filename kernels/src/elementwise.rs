@@ -1,7 +1,9 @@
 //! Element-wise CPU kernels of the engine, spread over the thread pool when large: rotary
 //! embedding ([`rope_rotate`]), the masked softmax of attention scores ([`masked_softmax`]), the
-//! gated SiLU ([`silu_mul`]) and the weighted sum of expert outputs per token
-//! ([`combine_experts`]), with a vectorisable `eˣ` ([`exp_f32`]).
+//! gated SiLU ([`silu_mul`]), RMS norms with or without the residual add before them
+//! ([`rms_norm`], [`add_rms_norm`]), the weighted sum of expert outputs per token
+//! ([`combine_experts`]) and the log-sum-exp of a row of logits ([`log_sum_exp`]), with a
+//! vectorisable `eˣ` ([`exp_f32`]).
 
 use crate::cpu::has_avx2_fma;
 use rayon::prelude::*;
@@ -120,8 +122,9 @@ pub fn masked_softmax(
     });
 }
 
+/// Softmax of `scale · row[a..b]` in place; the rest of the row gets 0.
 #[inline(always)]
-fn softmax_row(row: &mut [f32], a: usize, b: usize, scale: f32) {
+pub(crate) fn softmax_row(row: &mut [f32], a: usize, b: usize, scale: f32) {
     let (head, rest) = row.split_at_mut(a.min(b));
     head.fill(0.0);
     let (live, tail) = rest.split_at_mut(b.saturating_sub(a));
@@ -146,6 +149,106 @@ fn softmax_row(row: &mut [f32], a: usize, b: usize, scale: f32) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_row_avx2(row: &mut [f32], a: usize, b: usize, scale: f32) {
     softmax_row(row, a, b, scale)
+}
+
+/// `ln Σ exp(row)` of a row of logits: the maximum taken out, the exponentials in f32 by
+/// [`exp_f32`] over interleaved lanes (so that they vectorise), summed in f64 per block of 256
+/// values, so that a row of tens of thousands of logits loses no precision. `-∞` for an empty
+/// row.
+pub fn log_sum_exp(row: &[f32]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
+        return unsafe { log_sum_exp_avx2(row) };
+    }
+    log_sum_exp_plain(row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn log_sum_exp_avx2(row: &[f32]) -> f64 {
+    log_sum_exp_plain(row)
+}
+
+#[inline(always)]
+fn log_sum_exp_plain(row: &[f32]) -> f64 {
+    if row.is_empty() {
+        return f64::NEG_INFINITY;
+    }
+    let max = lanes(row, f32::NEG_INFINITY, f32::max);
+    let sum: f64 = row
+        .chunks(256)
+        .map(|c| {
+            let mut acc = [0f32; 8];
+            let blocks = c.chunks_exact(8);
+            let rest: f32 = blocks.remainder().iter().map(|&x| exp_f32(x - max)).sum();
+            for b in blocks {
+                for l in 0..8 {
+                    acc[l] += exp_f32(b[l] - max);
+                }
+            }
+            (acc.iter().sum::<f32>() + rest) as f64
+        })
+        .sum();
+    max as f64 + sum.ln()
+}
+
+/// RMS norm of each row of `x` (`w.len()` values a row): `x / √(mean(x²) + eps) · w`.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let d = w.len();
+    let mut out = vec![0f32; x.len()];
+    for_rows(&mut out, d, |i, o| {
+        norm_row(o, &x[i * d..(i + 1) * d], w, eps)
+    });
+    out
+}
+
+/// `x + a` and the RMS norm of that sum ([`rms_norm`]): a residual connection and the norm
+/// that follows it, in one pass over the rows.
+pub fn add_rms_norm(x: &[f32], a: &[f32], w: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let d = w.len();
+    assert_eq!(x.len(), a.len(), "residual and update differ in size");
+    let mut sum = vec![0f32; x.len()];
+    let mut out = vec![0f32; x.len()];
+    if d == 0 {
+        return (sum, out);
+    }
+    let row = |i: usize, (s, o): (&mut [f32], &mut [f32])| {
+        for ((s, &x), &a) in s.iter_mut().zip(&x[i * d..(i + 1) * d]).zip(&a[i * d..]) {
+            *s = x + a;
+        }
+        norm_row(o, s, w, eps);
+    };
+    if x.len() < PARALLEL_FROM {
+        sum.chunks_mut(d)
+            .zip(out.chunks_mut(d))
+            .enumerate()
+            .for_each(|(i, p)| row(i, p));
+    } else {
+        sum.par_chunks_mut(d)
+            .zip(out.par_chunks_mut(d))
+            .enumerate()
+            .with_min_len((4096 / d).max(1))
+            .for_each(|(i, p)| row(i, p));
+    }
+    (sum, out)
+}
+
+#[inline(always)]
+fn norm_row(o: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+    let mut acc = [0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] += c[l] * c[l];
+        }
+    }
+    let ss = acc.iter().sum::<f32>() + rest;
+    let inv = 1.0 / (ss / x.len().max(1) as f32 + eps).sqrt();
+    for ((o, &v), &g) in o.iter_mut().zip(x).zip(w) {
+        *o = v * inv * g;
+    }
 }
 
 /// Rotary embedding of `x` `[T, heads, 2·half]` (row-major) with `cos`/`sin` `[T, half]`: per
@@ -222,6 +325,52 @@ mod tests {
         ];
         for (g, w) in s.iter().zip(want) {
             assert!((*g as f64 - w).abs() < 1e-6, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn log_sum_exp_matches_f64() {
+        let row: Vec<f32> = (0..49_157)
+            .map(|i| ((i * 7919) % 2003) as f32 / 60.0 - 20.0)
+            .collect();
+        let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let want = max
+            + row
+                .iter()
+                .map(|&x| (x as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
+        assert!(
+            (log_sum_exp(&row) - want).abs() < 1e-5,
+            "{} vs {want}",
+            log_sum_exp(&row)
+        );
+        assert_eq!(log_sum_exp(&[2.5]), 2.5);
+        assert_eq!(log_sum_exp(&[]), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn rms_norms_by_hand() {
+        // rows (3, 4) and (0, 0): mean squares 12.5 and 0
+        let w = [2.0, 0.5];
+        let y = rms_norm(&[3.0, 4.0, 0.0, 0.0], &w, 0.0);
+        let r = 12.5f32.sqrt();
+        assert!((y[0] - 6.0 / r).abs() < 1e-6 && (y[1] - 2.0 / r).abs() < 1e-6);
+        assert!(rms_norm(&[0.0, 0.0], &w, 1e-6).iter().all(|v| *v == 0.0));
+        let (s, n) = add_rms_norm(&[1.0, 3.0], &[2.0, 1.0], &w, 0.0);
+        assert_eq!(s, vec![3.0, 4.0]);
+        assert!((n[0] - 6.0 / r).abs() < 1e-6 && (n[1] - 2.0 / r).abs() < 1e-6);
+        // large enough for the thread pool: the same values as row by row
+        let (rows, d) = (100, 576);
+        let x: Vec<f32> = (0..rows * d)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let a: Vec<f32> = (0..rows * d).map(|i| ((i * 13) % 7) as f32 / 7.0).collect();
+        let w: Vec<f32> = (0..d).map(|i| 1.0 + i as f32 / d as f32).collect();
+        let (s, n) = add_rms_norm(&x, &a, &w, 1e-5);
+        assert_eq!(n, rms_norm(&s, &w, 1e-5));
+        for i in [0, d + 3, rows * d - 1] {
+            assert_eq!(s[i], x[i] + a[i]);
         }
     }
 

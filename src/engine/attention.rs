@@ -1,17 +1,18 @@
 //! Grouped-query attention with RoPE, optional q/k norms (per head or over the whole
 //! projection), biases and a sliding window. Projections run over all tokens of a pass at once;
-//! the score and value products run per sequence against its own cache, so a sequence's result
-//! does not depend on the others in the batch.
+//! each sequence's queries then attend to its own cache only, so a sequence's result does not
+//! depend on the others in the batch: on the host in f32 through one kernel call per layer for
+//! the whole pass ([`host_attention`]), elsewhere by candle products per sequence.
 
 use super::cache::KvCache;
 use super::layers::{Linear, RmsNorm};
 use super::load::Loader;
 use super::rope::Rope;
-use crate::backend::host_f32;
+use crate::backend::{host_f32, with_cpu_f32_all};
 use crate::error::{Error, Result};
 use crate::model::descriptor::{Attention as AttnDesc, QkNorm};
 use candle_core::{DType, Device, Tensor};
-use moecap_kernels::masked_softmax;
+use moecap_kernels::{attend, masked_softmax, Heads, SeqKv};
 use std::ops::Range;
 
 /// Where each sequence's tokens sit in the flattened pass.
@@ -179,6 +180,25 @@ impl Attention {
         let k = rope.apply(&k, &cos_sin.0, &cos_sin.1)?;
         let g = h / hkv;
         let scale = 1.0 / (dh as f64).sqrt();
+        if host_f32(x.device(), x.dtype()) {
+            let shape = Heads {
+                heads: h,
+                kv_heads: hkv,
+                dk: dh,
+                dv: dh,
+                scale: scale as f32,
+                window: pass.window,
+            };
+            for (s, cache) in spans.iter().zip(caches.iter_mut()) {
+                let ks = k.narrow(0, s.offset, s.len)?.transpose(0, 1)?;
+                let vs = v.narrow(0, s.offset, s.len)?.transpose(0, 1)?;
+                cache.append(layer, &ks, &vs)?;
+            }
+            let o = host_attention(&q, spans, caches, layer, &shape)?.ok_or_else(|| {
+                Error::Invalid(format!("layer {layer}: the KV cache is not host f32"))
+            })?;
+            return self.o.forward(&o);
+        }
         let mut outs = Vec::with_capacity(spans.len());
         for ((s, cache), mask) in spans.iter().zip(caches.iter_mut()).zip(&pass.masks) {
             let n = s.len;
@@ -204,6 +224,54 @@ impl Attention {
         }
         self.o.forward(&Tensor::cat(&outs, 0)?)
     }
+}
+
+/// The pass's attention output `[T, heads · dv]` on the host's f32 kernel ([`attend`]), reading
+/// each sequence's keys and values in place from layer `layer` of its cache, to which this
+/// pass's have been appended; `None` where the tensors are not host f32 ones.
+pub fn host_attention(
+    q: &Tensor,
+    spans: &[SeqSpan],
+    caches: &[&mut KvCache],
+    layer: usize,
+    shape: &Heads,
+) -> Result<Option<Tensor>> {
+    let q = q.contiguous()?;
+    let mut held = vec![&q];
+    let mut strides = Vec::with_capacity(caches.len());
+    for c in caches {
+        let (k, v) = c
+            .buffers(layer)
+            .ok_or_else(|| Error::Invalid(format!("layer {layer}: a sequence's cache is empty")))?;
+        strides.push(k.dim(1)?);
+        held.push(k);
+        held.push(v);
+    }
+    let rows = spans.iter().map(|s| s.len).sum::<usize>();
+    let out = with_cpu_f32_all(&held, |b| {
+        let seqs: Vec<SeqKv> = spans
+            .iter()
+            .zip(&strides)
+            .enumerate()
+            .map(|(i, (s, &stride))| SeqKv {
+                first_row: s.offset,
+                len: s.len,
+                cached: s.cached,
+                k: b[1 + 2 * i],
+                v: b[2 + 2 * i],
+                stride,
+            })
+            .collect();
+        attend(b[0], &seqs, shape)
+    })?;
+    Ok(match out {
+        Some(o) => Some(Tensor::from_vec(
+            o,
+            (rows, shape.heads * shape.dv),
+            q.device(),
+        )?),
+        None => None,
+    })
 }
 
 /// Each sequence's additive attention mask for a pass, `[n, cached + n]` (0 where a query may

@@ -2,6 +2,7 @@
 //! for latent attention the compressed latent and the shared rotary key), grown by doubling,
 //! appended in place.
 
+use crate::backend::with_cpu_f32;
 use crate::error::Result;
 use candle_core::Tensor;
 
@@ -78,15 +79,33 @@ impl KvCache {
         Ok(out)
     }
 
-    /// An independent copy holding the same tokens, with room for `extra` more before it grows
-    /// (a clone would share the buffers that appends write into).
+    /// Layer `l`'s whole buffers `[H_k, capacity, d_k]` and `[H_v, capacity, d_v]`, the first
+    /// `len` rows of each head filled (and those appended in the pass being run).
+    pub fn buffers(&self, l: usize) -> Option<(&Tensor, &Tensor)> {
+        self.layers.get(l)?.as_ref().map(|e| (&e.k, &e.v))
+    }
+
+    /// An independent copy holding the same tokens, with room for exactly `extra` more before
+    /// it grows (a clone would share the buffers that appends write into). On the host in f32 the
+    /// filled rows are copied in one pass; elsewhere into a zeroed buffer.
     pub fn fork(&self, extra: usize) -> Result<Self> {
-        let cap = (self.len + extra).next_power_of_two().max(64);
+        let (len, cap) = (self.len, (self.len + extra).max(1));
         let copy = |t: &Tensor| -> Result<Tensor> {
-            let (heads, _, d) = t.dims3()?;
+            let (heads, old, d) = t.dims3()?;
+            let host = with_cpu_f32(t, |v| {
+                let mut out = Vec::with_capacity(heads * cap * d);
+                for h in 0..heads {
+                    out.extend_from_slice(&v[h * old * d..(h * old + len) * d]);
+                    out.resize((h + 1) * cap * d, 0.0);
+                }
+                out
+            })?;
+            if let Some(v) = host {
+                return Ok(Tensor::from_vec(v, (heads, cap, d), t.device())?);
+            }
             let fresh = Tensor::zeros((heads, cap, d), t.dtype(), t.device())?;
-            if self.len > 0 {
-                fresh.slice_set(&t.narrow(1, 0, self.len)?.contiguous()?, 1, 0)?;
+            if len > 0 {
+                fresh.slice_set(&t.narrow(1, 0, len)?.contiguous()?, 1, 0)?;
             }
             Ok(fresh)
         };
@@ -106,7 +125,7 @@ impl KvCache {
             .collect::<Result<_>>()?;
         Ok(KvCache {
             layers,
-            len: self.len,
+            len,
             pending: 0,
         })
     }

@@ -2,11 +2,11 @@
 //! packed for the CPU's f32 GEMM where it runs), and the gated SiLU MLP used by dense layers,
 //! routed and shared experts.
 
-use crate::backend::{host_f32, packs_weights, with_cpu_f32};
+use crate::backend::{host_f32, packs_weights, with_cpu_f32, with_cpu_f32_all};
 use crate::error::Result;
 use candle_core::{DType, Device, Storage, Tensor};
 use moecap_kernels::packed::PackedMatrix;
-use moecap_kernels::{silu_mul, skinny_matmul, weight_major, MAX_ROWS};
+use moecap_kernels::{add_rms_norm, rms_norm, silu_mul, skinny_matmul, weight_major, MAX_ROWS};
 
 /// RMSNorm with a learned scale.
 #[derive(Debug, Clone)]
@@ -24,13 +24,35 @@ impl RmsNorm {
         }
     }
 
-    /// Normalises over the last dimension.
+    /// Normalises over the last dimension (on the host in f32 by the kernels' [`rms_norm`]).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::rms_norm(
-            &x.contiguous()?,
-            &self.weight,
-            self.eps,
-        )?)
+        let x = x.contiguous()?;
+        let host = with_cpu_f32_all(&[&x, &self.weight], |v| rms_norm(v[0], v[1], self.eps))?;
+        if let Some(y) = host {
+            return Ok(Tensor::from_vec(y, x.shape(), x.device())?);
+        }
+        Ok(candle_nn::ops::rms_norm(&x, &self.weight, self.eps)?)
+    }
+
+    /// A residual connection and this norm after it: `(x + a, norm(x + a))` (in one pass on
+    /// the host in f32, [`add_rms_norm`]).
+    pub fn add_forward(&self, x: &Tensor, a: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (x, a) = (x.contiguous()?, a.contiguous()?);
+        if x.shape() == a.shape() {
+            let host = with_cpu_f32_all(&[&x, &a, &self.weight], |v| {
+                add_rms_norm(v[0], v[1], v[2], self.eps)
+            })?;
+            if let Some((s, n)) = host {
+                let dev = x.device();
+                return Ok((
+                    Tensor::from_vec(s, x.shape(), dev)?,
+                    Tensor::from_vec(n, x.shape(), dev)?,
+                ));
+            }
+        }
+        let s = (x + a)?;
+        let n = self.forward(&s)?;
+        Ok((s, n))
     }
 }
 

@@ -95,8 +95,7 @@ impl DecoderLayer {
         mk.normed = probe.mark()?;
         let a = self.attn.forward(&h, pass, caches, i)?;
         mk.attended = probe.mark()?;
-        let x = (x + a)?;
-        let h = self.post_norm.forward(&x)?;
+        let (x, h) = self.post_norm.add_forward(&x, &a)?;
         mk.ffn_in = probe.mark()?;
         let f = match &self.ffn {
             FeedForward::Dense(mlp) => {

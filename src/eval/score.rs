@@ -5,11 +5,14 @@
 
 use super::tasks::filters::gsm8k_exact_match;
 use super::tasks::{ChoiceItem, Extractors, GenItem};
+use crate::backend::with_cpu_f32;
 use crate::engine::generate::{generate, GenerateParams};
 use crate::engine::sampling::Sampler;
 use crate::engine::{Engine, LogitsMode};
 use crate::error::{Error, Result};
 use crate::model::tokenizer::TextCodec;
+use candle_core::{DType, Tensor};
+use moecap_kernels::log_sum_exp;
 use serde::{Deserialize, Serialize};
 
 /// One scored multiple-choice item.
@@ -197,21 +200,37 @@ fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-/// `log Σ exp(row)`: the exponentials in f32 (arguments ≤ 0 after the max is taken out),
-/// summed in f64 per block of 256, so a row of 49152 logits costs one `expf` per entry.
-fn log_sum_exp(row: &[f32]) -> f64 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = row
-        .chunks(256)
-        .map(|c| c.iter().map(|&x| (x - max).exp()).sum::<f32>() as f64)
-        .sum();
-    max as f64 + sum.ln()
-}
-
-/// [`log_sum_exp`] of every row, the rows spread over the thread pool.
-fn row_lse(rows: &[Vec<f32>]) -> Vec<f64> {
+/// `log p(t | row r)` for every target `t` of `targets[r]`, from logits `[rows, V]` in f32: the
+/// rows read in place where they are on the host (else copied once), spread over the thread
+/// pool, each row's log-sum-exp ([`log_sum_exp`]) computed once.
+fn target_logprobs(logits: &Tensor, targets: &[Vec<u32>]) -> Result<Vec<Vec<f64>>> {
     use rayon::prelude::*;
-    rows.par_iter().map(|r| log_sum_exp(r)).collect()
+    let (rows, v) = logits.dims2()?;
+    if rows != targets.len() {
+        return Err(Error::Invalid(format!(
+            "{rows} rows of logits for {} rows of targets",
+            targets.len()
+        )));
+    }
+    let score = |all: &[f32]| -> Vec<Vec<f64>> {
+        all.par_chunks(v.max(1))
+            .zip(targets)
+            .map(|(row, tg)| {
+                let lse = log_sum_exp(row);
+                tg.iter().map(|&t| row[t as usize] as f64 - lse).collect()
+            })
+            .collect()
+    };
+    let logits = logits.contiguous()?;
+    if let Some(out) = with_cpu_f32(&logits, score)? {
+        return Ok(out);
+    }
+    Ok(score(
+        &logits
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?,
+    ))
 }
 
 /// Scores multiple-choice items, `batch` items per step; `sink(engine, results)` hears each
@@ -285,11 +304,15 @@ pub fn score_choices(
             &toks,
             LogitsMode::Last,
         )?;
-        let last: Vec<Vec<f32>> = last
+        // log p of each choice's token at `shared`, from its item's last context row
+        let first_lp = last
             .iter()
-            .map(|t| Ok(t.to_vec2::<f32>()?.remove(0)))
-            .collect::<Result<_>>()?;
-        let last_lse = row_lse(&last);
+            .zip(chunk)
+            .map(|(row, i)| {
+                let tg: Vec<u32> = i.choices.iter().map(|(t, _)| t[i.shared]).collect();
+                Ok(target_logprobs(row, &[tg])?.remove(0))
+            })
+            .collect::<Result<Vec<_>>>()?;
         // 3. each choice's remaining tokens (all but its last) on a copy of its item's cache
         let mut forks = Vec::new();
         let mut fork_toks = Vec::new();
@@ -307,34 +330,30 @@ pub fn score_choices(
         let rows = if forks.is_empty() {
             Vec::new()
         } else {
-            engine
-                .forward(
-                    &mut forks.iter_mut().collect::<Vec<_>>(),
-                    &fork_toks,
-                    LogitsMode::All,
-                )?
-                .iter()
-                .map(|t| Ok(t.to_vec2::<f32>()?))
-                .collect::<Result<Vec<_>>>()?
+            engine.forward(
+                &mut forks.iter_mut().collect::<Vec<_>>(),
+                &fork_toks,
+                LogitsMode::All,
+            )?
         };
-        let mut fork_rows = vec![Vec::new(); chunk.len()];
-        for ((j, c), r) in owner.into_iter().zip(rows) {
-            let lse = row_lse(&r);
-            fork_rows[j].push((c, r, lse));
+        // row r of choice c's pass predicts its token at shared + 1 + r
+        let mut rest_lp: Vec<Vec<Option<Vec<f64>>>> =
+            chunk.iter().map(|i| vec![None; i.choices.len()]).collect();
+        for ((j, c), r) in owner.into_iter().zip(&rows) {
+            let (t, shared) = (&chunk[j].choices[c].0, chunk[j].shared);
+            let tg: Vec<Vec<u32>> = t[shared + 1..].iter().map(|&x| vec![x]).collect();
+            let lp = target_logprobs(r, &tg)?.into_iter().map(|v| v[0]).collect();
+            rest_lp[j][c] = Some(lp);
         }
         for (j, i) in chunk.iter().enumerate() {
             for (c, (t, ctx)) in i.choices.iter().enumerate() {
-                let own = fork_rows[j]
-                    .iter()
-                    .find(|(x, _, _)| *x == c)
-                    .map(|(_, r, l)| (r, l));
                 // the prediction of position p comes from position p - 1: the item's last
                 // context row for p = shared, else row p - 1 - shared of the choice's own pass
                 let mut sum = 0.0;
                 for p in *ctx..t.len() {
-                    let (row, lse) = match own {
-                        _ if p == i.shared => (&last[j], last_lse[j]),
-                        Some((r, l)) => (&r[p - 1 - i.shared], l[p - 1 - i.shared]),
+                    sum += match &rest_lp[j][c] {
+                        _ if p == i.shared => first_lp[j][c],
+                        Some(lp) => lp[p - 1 - i.shared],
                         None => {
                             return Err(Error::Invalid(format!(
                                 "item {}: choice {c} has no scored pass",
@@ -342,7 +361,6 @@ pub fn score_choices(
                             )))
                         }
                     };
-                    sum += row[t[p] as usize] as f64 - lse;
                 }
                 ll[j][c] = sum;
             }
