@@ -480,3 +480,69 @@ fn latent_attention_records_name_their_cache() {
         (6 * 20 * 3 * 4) as f64
     );
 }
+
+#[test]
+fn queued_generation_gives_each_prompt_the_tokens_of_a_batch_run() {
+    use moecap::engine::generate::{generate, generate_queued, GenerateParams};
+    use moecap::engine::sampling::Sampler;
+    let m = load_model(
+        &Checkpoint::resolve(fixture("mixtral").to_str().unwrap()).unwrap(),
+        &Device::Cpu,
+        DType::F32,
+        0,
+    )
+    .unwrap();
+    let mut e = Engine::new(m, true);
+    let prompts: Vec<Vec<u32>> = vec![
+        vec![1, 2, 3],
+        vec![7],
+        vec![4, 9, 9, 2, 5, 6],
+        vec![11, 3],
+        vec![8, 8],
+    ];
+    // these tokens end a sequence, so answers finish at different steps and slots are refilled
+    let params = || GenerateParams {
+        max_new_tokens: 6,
+        sampler: Sampler::Greedy,
+        eos: vec![54, 94, 3, 28],
+        stop: Vec::new(),
+    };
+    let whole = generate(&mut e, &prompts, &mut params(), None).unwrap();
+    let lens: Vec<usize> = whole.iter().map(|w| w.generated_ids.len()).collect();
+    assert_eq!(lens, vec![1, 3, 6, 3, 1], "{whole:?}");
+    for slots in [1, 2, 3, 5, 9] {
+        let mut got = vec![None; prompts.len()];
+        let mut order = Vec::new();
+        generate_queued(
+            &mut e,
+            &prompts,
+            slots,
+            &mut params(),
+            None,
+            &mut |_, i, o| {
+                order.push(i);
+                got[i] = Some(o.generated_ids);
+                Ok(())
+            },
+        )
+        .unwrap();
+        for (i, w) in whole.iter().enumerate() {
+            assert_eq!(
+                got[i].as_ref(),
+                Some(&w.generated_ids),
+                "slots {slots}, prompt {i}"
+            );
+        }
+        order.sort_unstable();
+        assert_eq!(order, (0..prompts.len()).collect::<Vec<_>>(), "each once");
+    }
+    // no pass holds more sequences than the slots
+    e.take_records();
+    generate_queued(&mut e, &prompts, 2, &mut params(), None, &mut |_, _, _| {
+        Ok(())
+    })
+    .unwrap();
+    let recs = e.take_records();
+    assert!(recs.iter().all(|r| r.pass.new_tokens.len() <= 2));
+    assert!(recs.len() > 2);
+}

@@ -311,7 +311,8 @@ pub(crate) struct EvalArgs {
     #[arg(long, default_value_t = 1234)]
     pub(crate) seed: u64,
     /// Items per step: multiple-choice items whose contexts are prefilled together (each
-    /// choice then continues a copy of its item's cache), or prompts generated together.
+    /// choice then continues a copy of its item's cache), or answers generated at once (a
+    /// finished answer's slot goes to the next prompt).
     #[arg(long, default_value_t = 8)]
     pub(crate) batch: usize,
     /// MMLU subjects: names separated by commas (`anatomy,virology`), or `first:N` (the first N

@@ -6,7 +6,7 @@
 use super::tasks::filters::gsm8k_exact_match;
 use super::tasks::{ChoiceItem, Extractors, GenItem};
 use crate::backend::with_cpu_f32;
-use crate::engine::generate::{generate, GenerateParams};
+use crate::engine::generate::{generate_queued, GenerateParams};
 use crate::engine::sampling::Sampler;
 use crate::engine::{Engine, LogitsMode};
 use crate::error::{Error, Result};
@@ -403,8 +403,9 @@ pub struct Generation<'a> {
     pub extract: Extractors,
 }
 
-/// Generates greedy answers, `batch` prompts at a time, as `gen` says, and extracts the strict
-/// answer and the flexible one.
+/// Generates greedy answers as `gen` says, `batch` sequences in flight (a finished answer's slot
+/// goes at once to the next prompt), and extracts the strict answer and the flexible one;
+/// `sink` hears the results in item order, as soon as each is known.
 pub fn generate_answers(
     engine: &mut Engine,
     codec: &TextCodec,
@@ -413,36 +414,47 @@ pub fn generate_answers(
     gen: &Generation,
     sink: &mut dyn FnMut(&mut Engine, &[GenResult]) -> Result<()>,
 ) -> Result<Vec<GenResult>> {
-    let mut out = Vec::with_capacity(items.len());
-    for chunk in items.chunks(batch.max(1)) {
-        let prompts = chunk
-            .iter()
-            .map(|it| codec.encode(&it.prompt))
-            .collect::<Result<Vec<_>>>()?;
-        let mut params = GenerateParams {
-            max_new_tokens: gen.max_new_tokens,
-            sampler: Sampler::Greedy,
-            eos: engine.model.desc.eos_token_ids.clone(),
-            stop: gen.stops.iter().map(|s| s.to_string()).collect(),
-        };
-        let gens = generate(engine, &prompts, &mut params, Some(codec))?;
-        let results: Vec<GenResult> = chunk
-            .iter()
-            .zip(gens)
-            .map(|(it, g)| {
-                let text = g.text.unwrap_or_default();
-                GenResult {
-                    id: it.id.clone(),
-                    answer: it.answer.clone(),
-                    strict: gen.extract.strict(&text),
-                    flexible: gen.extract.flexible(&text),
-                    output: text,
-                }
-            })
-            .collect();
-        sink(engine, &results)?;
-        out.extend(results);
-    }
+    let prompts = items
+        .iter()
+        .map(|it| codec.encode(&it.prompt))
+        .collect::<Result<Vec<_>>>()?;
+    let mut params = GenerateParams {
+        max_new_tokens: gen.max_new_tokens,
+        sampler: Sampler::Greedy,
+        eos: engine.model.desc.eos_token_ids.clone(),
+        stop: gen.stops.iter().map(|s| s.to_string()).collect(),
+    };
+    // answers finish out of order; the sink hears them in item order, as soon as every
+    // earlier item has finished
+    let mut finished: Vec<Option<GenResult>> = items.iter().map(|_| None).collect();
+    let mut out: Vec<GenResult> = Vec::with_capacity(items.len());
+    generate_queued(
+        engine,
+        &prompts,
+        batch,
+        &mut params,
+        Some(codec),
+        &mut |e, i, g| {
+            let it = &items[i];
+            let text = g.text.unwrap_or_default();
+            finished[i] = Some(GenResult {
+                id: it.id.clone(),
+                answer: it.answer.clone(),
+                strict: gen.extract.strict(&text),
+                flexible: gen.extract.flexible(&text),
+                output: text,
+            });
+            let ready: Vec<GenResult> = finished[out.len()..]
+                .iter_mut()
+                .map_while(Option::take)
+                .collect();
+            if !ready.is_empty() {
+                sink(e, &ready)?;
+                out.extend(ready);
+            }
+            Ok(())
+        },
+    )?;
     Ok(out)
 }
 
