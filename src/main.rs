@@ -19,9 +19,30 @@ fn quiet_on_closed_pipe() {
     }
 }
 
+/// Every forward pass allocates and frees buffers of megabytes (activations, logits). glibc's
+/// allocator maps blocks that large afresh each time, and hands the top of its heap back to the
+/// system after frees, so that every pass faults its pages in and has them zeroed again (7 % of
+/// an eval's wall time, measured on HellaSwag). Blocks up to 32 MiB are kept in the heap for
+/// reuse instead, and freed memory is not trimmed while the process runs.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    const M_TRIM_THRESHOLD: i32 = -1;
+    const M_MMAP_THRESHOLD: i32 = -3;
+    // SAFETY: tuning glibc's allocator before any thread starts; both values are in range.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
 fn main() {
     #[cfg(unix)]
     quiet_on_closed_pipe();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    keep_freed_memory();
     let cli = cli::options::Cli::parse();
     if let Err(e) = cli::run(cli) {
         eprintln!("error: {e:#}");
