@@ -48,3 +48,13 @@ pub fn with_cpu_f32_all<R>(
     }
     Ok(Some(f(&slices)))
 }
+
+/// Whether every element of `t` is finite (no NaN, no ±∞). Host f32 tensors are read in place;
+/// elsewhere `t · 0` is summed on the device, which is 0 exactly when every element is finite.
+pub fn all_finite(t: &Tensor) -> candle_core::Result<bool> {
+    if let Some(ok) = with_cpu_f32(t, moecap_kernels::all_finite)? {
+        return Ok(ok);
+    }
+    let zeroed = t.affine(0.0, 0.0)?.to_dtype(DType::F32)?;
+    Ok(zeroed.sum_all()?.to_scalar::<f32>()? == 0.0)
+}

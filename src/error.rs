@@ -119,6 +119,18 @@ pub enum Error {
         /// What went wrong in it.
         source: Box<Error>,
     },
+    /// A forward pass produced NaN or infinite logits.
+    #[error(
+        "pass {pass}: the logits are not finite (NaN or infinity), first in {first}; look for \
+         a broken weight or a config value out of range such as rms_norm_eps, or pass \
+         --allow-nonfinite to go on"
+    )]
+    NonFinite {
+        /// The pass (1-based, counted per engine).
+        pass: u64,
+        /// Where the first non-finite value appears (`the output of layer 3`).
+        first: String,
+    },
     /// A tensor operation failed.
     #[error("tensor computation: {0}")]
     Candle(#[from] candle_core::Error),

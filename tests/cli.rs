@@ -1,39 +1,9 @@
 //! The `moecap` binary end to end: JSON field names, text output, and one-line errors with a
 //! non-zero exit for bad input.
 
-use std::process::{Command, Output};
+mod cli_support;
 
-fn moecap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_moecap"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn json(args: &[&str]) -> serde_json::Value {
-    let out = moecap(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON output")
-}
-
-fn fails(args: &[&str], needle: &str) {
-    let out = moecap(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(needle), "{args:?}: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-}
-
-fn tmp(name: &str, text: &str) -> String {
-    let p = std::env::temp_dir().join(format!("moecap-cli-{}-{name}", std::process::id()));
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
-}
+use cli_support::{fails, json, moecap, scratch, tmp};
 
 #[test]
 fn models_lists_every_preset() {
@@ -364,7 +334,7 @@ fn bad_input_is_one_line_and_nonzero() {
 
 #[test]
 fn inspect_cross_checks_a_checkpoint_and_fails_on_mismatch() {
-    let dir = std::env::temp_dir().join(format!("moecap-cli-{}-ckpt", std::process::id()));
+    let dir = scratch("ckpt");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(

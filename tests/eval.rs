@@ -45,7 +45,8 @@ fn arrow_reader_agrees_with_pyarrow() {
     }
     // a truncated stream is an error naming the file, not a panic
     let bytes = std::fs::read(data().join("hellaswag/validation.arrow")).unwrap();
-    let cut = std::env::temp_dir().join(format!("moecap-cut-{}.arrow", std::process::id()));
+    let cut = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("moecap-cut-{}.arrow", std::process::id()));
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let e = read_rows(&cut).unwrap_err().to_string();
     assert!(e.contains("moecap-cut") && e.contains("truncated"), "{e}");

@@ -87,8 +87,12 @@ fn record_errors_name_the_line() {
             "at most 2",
         ),
         (
-            r#"{"phase":"decode","latency_s":0.001,"cached_tokens":[3],"new_tokens":[1],"experts":{"x":1,"0":1,"1":1}}"#,
+            r#"{"phase":"decode","latency_s":0.001,"cached_tokens":[3],"new_tokens":[1],"experts":{"x":1,"0":2,"1":2}}"#,
             "not a layer index",
+        ),
+        (
+            r#"{"phase":"decode","latency_s":0.001,"cached_tokens":[3],"new_tokens":[1],"experts":{"0":[1],"1":2}}"#,
+            "1 activated experts, but each token activates 2",
         ),
     ] {
         let recs = native(&format!("{ok}\n{bad}\n"));

@@ -300,7 +300,8 @@ fn moecap(args: &[&str], cache: &std::path::Path) -> std::process::Output {
 
 #[test]
 fn routing_and_simulate_on_a_bench_run() {
-    let tmp = std::env::temp_dir().join(format!("moecap-offload-{}", std::process::id()));
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("moecap-offload-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap();
     let ceil = tmp.join("ceilings.json");

@@ -10,7 +10,8 @@ const TINY: &str = r#"{"architectures":["MixtralForCausalLM"],"hidden_size":16,"
   "num_local_experts":4,"num_experts_per_tok":2}"#;
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("moecap-test-{}-{name}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("moecap-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d

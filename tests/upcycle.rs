@@ -58,7 +58,8 @@ fn llama_cpp_permute(w: &Tensor, heads: usize) -> Tensor {
 }
 
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("moecap-upcycle-{}-{name}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("moecap-upcycle-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -123,7 +124,7 @@ fn write_models(hf: &Path, gguf: &Path) -> usize {
         "max_position_embeddings": 256, "eos_token_id": 2
     });
     let tok = moecap::model::tokenizer::synthetic_tokenizer_json(vocab);
-    moecap::engine::io::write_checkpoint(hf, &cfg, &hf_t, &tok).unwrap();
+    moecap::engine::io::write_checkpoint(hf, &cfg, &hf_t, &tok, &[], true).unwrap();
     let q: Vec<(String, QTensor)> = gg
         .iter()
         .map(|(n, t)| (n.clone(), QTensor::quantize(t, GgmlDType::F32).unwrap()))

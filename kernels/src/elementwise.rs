@@ -98,6 +98,22 @@ fn lanes(x: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
     acc.iter().fold(rest, |a, &b| f(a, b))
 }
 
+/// Whether every value is finite (no NaN, no ±∞): the exponent bits of each value are or-ed
+/// lane-wise against the all-ones pattern, a pass that vectorises.
+pub fn all_finite(x: &[f32]) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    let chunks = x.chunks_exact(8);
+    let mut bad = chunks.remainder().iter().any(|v| v.to_bits() & EXP == EXP);
+    for c in chunks {
+        let mut acc = 0u32;
+        for v in c {
+            acc |= u32::from(v.to_bits() & EXP == EXP);
+        }
+        bad |= acc != 0;
+    }
+    !bad
+}
+
 /// Softmax of `scale ·` attention scores in place: `scores` holds rows of `total` keys, row `r`
 /// the scores of query `query(r)`, which sees only the keys `keys(query(r))`; the others get
 /// probability 0. Rows are spread over the thread pool.
@@ -308,6 +324,26 @@ pub fn combine_experts(
 
 #[cfg(test)]
 mod tests {
+    use super::all_finite;
+
+    #[test]
+    fn finiteness_is_seen_in_every_lane_and_the_tail() {
+        let mut v = vec![1.0f32; 21];
+        assert!(all_finite(&v));
+        assert!(all_finite(&[]));
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for i in [0, 5, 7, 8, 15, 16, 20] {
+                let keep = v[i];
+                v[i] = bad;
+                assert!(!all_finite(&v), "{bad} at {i}");
+                v[i] = keep;
+            }
+        }
+        v[3] = f32::MAX;
+        v[4] = f32::MIN_POSITIVE / 2.0;
+        assert!(all_finite(&v));
+    }
+
     use super::*;
 
     #[test]

@@ -15,8 +15,8 @@ pub mod skinny;
 
 pub use attention::{attend, Heads, SeqKv};
 pub use elementwise::{
-    add_rms_norm, combine_experts, exp_f32, log_sum_exp, masked_softmax, rms_norm, rope_rotate,
-    silu_mul,
+    add_rms_norm, all_finite, combine_experts, exp_f32, log_sum_exp, masked_softmax, rms_norm,
+    rope_rotate, silu_mul,
 };
 pub use packed::PackedMatrix;
 pub use skinny::{skinny_matmul, weight_major, MAX_ROWS};

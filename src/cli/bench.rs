@@ -2,7 +2,7 @@
 //! `moecap hw measure` (the machine's ceilings, cached per machine).
 
 use super::cost::engine_deployment;
-use super::options::{BenchArgs, EngineArgs};
+use super::options::{check_sweep, BenchArgs, EngineArgs, MAX_BATCH};
 use super::print_json;
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -17,6 +17,7 @@ use moecap::machine::cache::cached_or_measured;
 use moecap::machine::detect::{detect_gpu, detect_host};
 use moecap::machine::hardware::HardwareTable;
 use moecap::machine::targets::machine_key;
+use moecap::model::config::limits::MAX_POSITIONS;
 use std::path::{Path, PathBuf};
 
 /// The sweep's progress bar and exporters.
@@ -70,18 +71,28 @@ pub(crate) fn cmd_bench(
     a: &BenchArgs,
     table: &HardwareTable,
 ) -> Result<()> {
-    for (flag, v) in [("--batch", &a.batch), ("--prompt-len", &a.prompt_len)] {
-        if v.is_empty() || v.contains(&0) {
-            bail!("{flag} needs one or more values of at least 1");
-        }
-    }
-    if a.gen_len == 0 {
-        bail!("--gen-len must be at least 1 (1: prefill only)");
+    check_sweep("--batch", a.batch.iter().map(|&b| b as u64), MAX_BATCH)?;
+    check_sweep(
+        "--prompt-len",
+        a.prompt_len.iter().map(|&p| p as u64),
+        MAX_POSITIONS as u64,
+    )?;
+    if a.gen_len == 0 || a.gen_len > MAX_POSITIONS {
+        bail!("--gen-len must be between 1 (prefill only) and {MAX_POSITIONS}");
     }
     if a.repetitions == 0 {
         bail!("--repetitions must be at least 1");
     }
     let ck = engine_args.checkpoint()?;
+    if let Some(max) = ck.desc.max_position_embeddings {
+        if let Some(p) = a.prompt_len.iter().find(|&&p| p + a.gen_len > max) {
+            bail!(
+                "--prompt-len {p} with --gen-len {} reaches {} tokens, beyond the model's max_position_embeddings ({max})",
+                a.gen_len,
+                p + a.gen_len
+            );
+        }
+    }
     let deployment = engine_deployment(engine_args, &ck, &a.cost, a.hardware.as_deref(), table)?;
     let sweep = Sweep::new(
         &ck,

@@ -60,6 +60,9 @@ impl GenerateArgs {
 
 pub(crate) fn cmd_generate(a: &GenerateArgs) -> Result<()> {
     let sampler = a.sampler()?;
+    if a.max_new_tokens == 0 {
+        bail!("--max-new-tokens must be at least 1");
+    }
     let (input_ids, prompt, stop) = (a.input_ids.as_deref(), &a.prompt, &a.stop);
     let (max_new_tokens, ignore_eos, records, probe, json) = (
         a.max_new_tokens,
@@ -84,6 +87,17 @@ pub(crate) fn cmd_generate(a: &GenerateArgs) -> Result<()> {
     };
     if !stop.is_empty() && codec.is_none() {
         bail!("--stop needs a tokenizer.json beside the model's config.json");
+    }
+    if let Some(max) = ck.desc.max_position_embeddings {
+        for (i, p) in prompts.iter().enumerate() {
+            if p.len() + max_new_tokens > max {
+                eprintln!(
+                    "warning: sequence {}: {} prompt tokens + up to {max_new_tokens} new ones go beyond the model's max_position_embeddings ({max}); positions past it were never trained",
+                    i + 1,
+                    p.len()
+                );
+            }
+        }
     }
     let mut engine = a.engine.load(&ck, probe)?;
     let mut params = GenerateParams {
@@ -128,7 +142,8 @@ pub(crate) fn cmd_generate(a: &GenerateArgs) -> Result<()> {
     }
     for (i, o) in outputs.iter().enumerate() {
         println!(
-            "sequence {i}: {} prompt tokens, {} generated ({:?}): {:?}",
+            "sequence {}: {} prompt tokens, {} generated ({:?}): {:?}",
+            i + 1,
             o.prompt_tokens,
             o.generated_ids.len(),
             o.finish,
@@ -204,7 +219,7 @@ pub(crate) fn cmd_synth(a: &SynthArgs) -> Result<()> {
         None => synthetic_tokenizer_json(desc.vocab_size),
     };
     let tensors = random_tensors(&desc, seed)?;
-    write_checkpoint(out, &cfg, &tensors, &tok)?;
+    write_checkpoint(out, &cfg, &tensors, &tok, &[], a.force)?;
     println!(
         "wrote {} ({} {}, {} parameters, seed {seed}; random weights: outputs are meaningless)",
         out.display(),
@@ -228,8 +243,14 @@ pub(crate) fn cmd_upcycle(a: &UpcycleArgs) -> Result<()> {
     let tok = dense.tokenizer.clone();
     let tok_cfg = dense.tokenizer_config.clone();
     let (cfg, tensors) = upcycle(dense, experts, top_k, mode)?;
-    write_checkpoint(out, &cfg, &tensors, &tok)?;
-    moecap::files::write_json(&out.join("tokenizer_config.json"), &tok_cfg)?;
+    write_checkpoint(
+        out,
+        &cfg,
+        &tensors,
+        &tok,
+        &[("tokenizer_config.json", &tok_cfg)],
+        a.force,
+    )?;
     let desc = moecap::model::config::parse_config(&cfg.to_string(), "upcycle")?;
     let p = model_params(&desc);
     println!(

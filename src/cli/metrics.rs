@@ -102,6 +102,9 @@ pub(crate) fn cmd_metrics(a: &MetricsArgs, table: &HardwareTable) -> Result<()> 
         prefill,
         decode,
     };
+    for w in utilisation_warnings(&report) {
+        eprintln!("warning: {w}");
+    }
     if json {
         return print_json(&report);
     }
@@ -158,4 +161,33 @@ pub(crate) fn cmd_metrics(a: &MetricsArgs, table: &HardwareTable) -> Result<()> 
     }
     print!("{}", t.render());
     Ok(())
+}
+
+/// Utilisations above 100 % of a peak, each with the reason it can happen: S-MBU and S-MFU
+/// above it mean the records are faster than the hardware allows (other hardware, or a broken
+/// timer); dense MBU and MFU above it while the sparse figures are not come from counting every
+/// expert's weights, which a MoE pass does not read.
+fn utilisation_warnings(r: &MetricsReport) -> Vec<String> {
+    let mut out = Vec::new();
+    let hw = format!("{}x {}", r.devices, r.hardware);
+    for (phase, m) in [("prefill", &r.prefill), ("decode", &r.decode)] {
+        let Some(m) = m else { continue };
+        for (name, v) in [("S-MBU", m.s_mbu), ("S-MFU", m.s_mfu)] {
+            if v > 1.0 {
+                out.push(format!(
+                    "{phase} {name} is {:.1} % of {hw}'s peak: these records are faster than that hardware allows; were they measured on it (--hardware, --devices)?",
+                    v * 100.0
+                ));
+            }
+        }
+        for (name, v, sparse) in [("MBU", m.mbu, m.s_mbu), ("MFU", m.mfu, m.s_mfu)] {
+            if v > 1.0 && sparse <= 1.0 {
+                out.push(format!(
+                    "{phase} {name} is {:.1} % of the peak because it counts every expert's weights; S-{name} counts the experts the passes activated",
+                    v * 100.0
+                ));
+            }
+        }
+    }
+    out
 }

@@ -205,9 +205,12 @@ pub(crate) struct SynthArgs {
     /// A synthetic model (tiny-mixtral, mixtral-mid, ...) or a preset to copy the shape of.
     #[arg(long, value_name = "NAME")]
     pub(crate) like: Option<String>,
-    /// Output directory.
+    /// Output directory (refused when it holds anything, unless --force).
     #[arg(long, value_name = "DIR")]
     pub(crate) out: Option<PathBuf>,
+    /// Replace whatever --out holds.
+    #[arg(long)]
+    pub(crate) force: bool,
     /// New hidden size (intermediate sizes scale with it).
     #[arg(long)]
     pub(crate) hidden: Option<usize>,
@@ -250,9 +253,12 @@ pub(crate) struct UpcycleArgs {
     /// of the FFN's neurons), or dense (the model itself, LlamaForCausalLM).
     #[arg(long, value_enum, default_value_t = UpcycleMode::Copy)]
     pub(crate) mode: UpcycleMode,
-    /// Output directory.
+    /// Output directory (refused when it holds anything, unless --force).
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
+    /// Replace whatever --out holds.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Subcommand)]
@@ -430,6 +436,10 @@ pub(crate) struct EngineArgs {
     /// Seed of synthetic weights.
     #[arg(long, default_value_t = 0)]
     pub(crate) weights_seed: u64,
+    /// Go on when a pass's logits hold NaN or infinity [default: stop with an error naming
+    /// the first layer whose output is not finite].
+    #[arg(long)]
+    pub(crate) allow_nonfinite: bool,
 }
 
 impl EngineArgs {
@@ -443,7 +453,9 @@ impl EngineArgs {
         let device = parse_device(&self.device).context("--device")?;
         let dtype = parse_engine_dtype(self.dtype.as_deref(), &device).context("--dtype")?;
         let model = load_model(ck, &device, dtype, self.weights_seed).map_err(model_flag)?;
-        Ok(Engine::new(model, probe))
+        let mut engine = Engine::new(model, probe);
+        engine.set_allow_nonfinite(self.allow_nonfinite);
+        Ok(engine)
     }
 }
 
@@ -523,4 +535,30 @@ impl DeviceArgs {
             kv_cache,
         })
     }
+}
+
+/// Largest batch a sweep flag accepts (a bound that keeps every count of the accounting well
+/// inside 64 bits, and far above any batch one machine serves).
+pub(crate) const MAX_BATCH: u64 = 1 << 16;
+
+/// Checks a comma-separated sweep flag: at least one value, each between 1 and `max`, none
+/// repeated (a repeated point would be measured twice under one id).
+pub(crate) fn check_sweep(
+    flag: &str,
+    values: impl IntoIterator<Item = u64>,
+    max: u64,
+) -> Result<()> {
+    let values: Vec<u64> = values.into_iter().collect();
+    if values.is_empty() {
+        bail!("{flag} needs one or more values");
+    }
+    for (i, &v) in values.iter().enumerate() {
+        if v == 0 || v > max {
+            bail!("{flag}: {v} is out of range; each value must be between 1 and {max}");
+        }
+        if values[..i].contains(&v) {
+            bail!("{flag}: {v} is given twice");
+        }
+    }
+    Ok(())
 }

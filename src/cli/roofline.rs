@@ -9,6 +9,7 @@ use moecap::accounting::setup::DeviceSetup;
 use moecap::export::table::{secs, si, Table};
 use moecap::machine::hardware::HardwareTable;
 use moecap::machine::parts::PartsTable;
+use moecap::model::config::limits::MAX_POSITIONS;
 use moecap::model::descriptor::ModelDesc;
 use serde_json::json;
 
@@ -18,12 +19,8 @@ pub(crate) fn cmd_roofline(a: &RooflineArgs, table: &HardwareTable) -> Result<()
     let ck = checkpoint(&a.model.model)?;
     let d = &ck.desc;
     let dev = device.resolve(table, d)?;
-    if batch.is_empty() || batch.contains(&0) {
-        bail!("--batch: every batch size must be at least 1");
-    }
-    if context.is_empty() || context.contains(&0) {
-        bail!("--context: every context length must be at least 1");
-    }
+    check_sweep("--batch", batch.iter().copied(), MAX_BATCH)?;
+    check_sweep("--context", context.iter().copied(), MAX_POSITIONS as u64)?;
     if let Some(s) = tpot_slo {
         if !(s.is_finite() && s > 0.0) {
             bail!("--tpot-slo must be a positive number of seconds");

@@ -12,19 +12,26 @@ use std::path::Path;
 pub fn parse_input_ids(s: &str) -> Result<Vec<Vec<u32>>> {
     let mut out = Vec::new();
     for (i, seq) in s.split(';').enumerate() {
+        if seq.trim().is_empty() {
+            return Err(Error::Invalid(format!("sequence {} is empty", i + 1)));
+        }
         let ids: Vec<u32> = seq
             .split(',')
             .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(|t| {
+            .enumerate()
+            .map(|(j, t)| {
+                if t.is_empty() {
+                    return Err(Error::Invalid(format!(
+                        "sequence {}: id {} is empty (two commas in a row, or a trailing comma)",
+                        i + 1,
+                        j + 1
+                    )));
+                }
                 t.parse::<u32>().map_err(|_| {
                     Error::Invalid(format!("`{t}` in sequence {} is not a token id", i + 1))
                 })
             })
             .collect::<Result<_>>()?;
-        if ids.is_empty() {
-            return Err(Error::Invalid(format!("sequence {} is empty", i + 1)));
-        }
         out.push(ids);
     }
     Ok(out)
@@ -93,27 +100,89 @@ pub fn write_logits_file(
     })
 }
 
-/// Writes a checkpoint directory: `config.json`, `generation_config.json`, `tokenizer.json`
-/// and `model.safetensors` (f32).
+/// Writes a checkpoint directory: `config.json`, `generation_config.json`, `tokenizer.json`,
+/// `model.safetensors` (f32) and any `extra` JSON files (name, content).
+///
+/// Everything is written into a staging folder beside `dir` and renamed into place at the end,
+/// so a failure midway leaves no half checkpoint. A `dir` that exists and is not empty is
+/// refused unless `force`; with `force` its old contents are replaced as a whole (an old
+/// sharded index or shards never stay beside the new files).
 pub fn write_checkpoint(
     dir: &Path,
     config: &serde_json::Value,
     tensors: &HashMap<String, Tensor>,
     tokenizer: &serde_json::Value,
+    extra: &[(&str, &serde_json::Value)],
+    force: bool,
+) -> Result<()> {
+    let occupied = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    if occupied && !force {
+        return Err(Error::Invalid(format!(
+            "{} exists and is not empty; choose another folder or pass --force to replace it",
+            dir.display()
+        )));
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into());
+    let sibling = |tag: &str| dir.with_file_name(format!(".{name}.{tag}{}", std::process::id()));
+    let staging = sibling("partial");
+    let _ = std::fs::remove_dir_all(&staging);
+    let written = write_files(&staging, config, tensors, tokenizer, extra);
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    // An existing folder (empty, or replaced under --force) moves aside first, so that the
+    // rename of the staging folder cannot fail on it, and is removed once the new one is there.
+    let old = sibling("old");
+    let moved = dir.exists();
+    if moved {
+        std::fs::rename(dir, &old).map_err(|e| Error::io(dir, e))?;
+    }
+    if let Err(e) = std::fs::rename(&staging, dir) {
+        if moved {
+            let _ = std::fs::rename(&old, dir);
+        }
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(Error::io(dir, e));
+    }
+    if moved {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    Ok(())
+}
+
+fn write_files(
+    dir: &Path,
+    config: &serde_json::Value,
+    tensors: &HashMap<String, Tensor>,
+    tokenizer: &serde_json::Value,
+    extra: &[(&str, &serde_json::Value)],
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+    };
     let cfg = serde_json::to_string_pretty(config).map_err(|e| Error::Invalid(e.to_string()))?;
-    std::fs::write(dir.join("config.json"), cfg)
-        .map_err(|e| Error::io(dir.join("config.json"), e))?;
+    write("config.json", cfg)?;
     let eos = config
         .get("eos_token_id")
         .cloned()
         .unwrap_or(serde_json::Value::Null);
     let gen = serde_json::json!({"eos_token_id": eos, "do_sample": false});
-    std::fs::write(dir.join("generation_config.json"), gen.to_string())
-        .map_err(|e| Error::io(dir.join("generation_config.json"), e))?;
-    let t = dir.join("tokenizer.json");
-    std::fs::write(&t, tokenizer.to_string()).map_err(|e| Error::io(&t, e))?;
+    write("generation_config.json", gen.to_string())?;
+    write("tokenizer.json", tokenizer.to_string())?;
+    for (name, v) in extra {
+        let text = serde_json::to_string_pretty(v).map_err(|e| Error::Invalid(e.to_string()))?;
+        write(name, text + "\n")?;
+    }
     let p = dir.join("model.safetensors");
     candle_core::safetensors::save(tensors, &p).map_err(|e| Error::Safetensors {
         file: p.display().to_string(),
@@ -139,5 +208,8 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("sequence 2"));
+        let e = parse_input_ids("1,,2").unwrap_err().to_string();
+        assert!(e.contains("sequence 1: id 2 is empty"), "{e}");
+        assert!(parse_input_ids("1,2,").is_err());
     }
 }

@@ -12,6 +12,7 @@ use super::moe::FeedForward;
 use super::probe::{LayerMarks, PassProbe};
 use super::rope::Rope;
 use super::weights::WeightStore;
+use crate::backend::all_finite;
 use crate::error::{Error, Result};
 use crate::model::descriptor::{Attention as AttnDesc, Family, ModelDesc};
 use candle_core::{DType, Device, Tensor};
@@ -217,6 +218,29 @@ impl Model {
             x = layer.forward(x, pass, caches, i, probe)?;
         }
         Ok(x)
+    }
+
+    /// Where a pass's output first stops being finite: the embedding, the output of layer `i`
+    /// (0-based, as in the checkpoint's tensor names) or the head (the final norm and LM head
+    /// of finite hidden states). Runs the layers again on `x`, the embedded tokens, without
+    /// the probe.
+    pub(super) fn first_nonfinite(
+        &self,
+        mut x: Tensor,
+        pass: &PassContext,
+        caches: &mut [&mut KvCache],
+    ) -> Result<String> {
+        if !all_finite(&x)? {
+            return Ok("the embedding of the input tokens".into());
+        }
+        let mut probe = PassProbe::start(false, &self.device)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x, pass, caches, i, &mut probe)?;
+            if !all_finite(&x)? {
+                return Ok(format!("the output of layer {i}"));
+            }
+        }
+        Ok("the final norm and LM head (every layer's output is finite)".into())
     }
 
     /// The logits in f32 of the rows of `x` (final norm, then the LM head).

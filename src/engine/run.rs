@@ -6,6 +6,7 @@ use super::attention::{pass_masks, PassContext, SeqSpan};
 use super::cache::KvCache;
 use super::model::Model;
 use super::probe::PassProbe;
+use crate::backend::all_finite;
 use crate::error::{Error, Result};
 use crate::records::{
     EngineRecord, KvCacheKind, LayerExperts, LayerRouting, PassRecord, PassTiming, Phase,
@@ -68,8 +69,11 @@ pub struct Engine {
     /// The model.
     pub model: Model,
     probe: bool,
+    allow_nonfinite: bool,
     records: Vec<EngineRecord>,
     passes: u64,
+    /// Passes run (recorded or not), numbering them in errors.
+    passes_run: u64,
 }
 
 impl Engine {
@@ -78,9 +82,17 @@ impl Engine {
         Engine {
             model,
             probe,
+            allow_nonfinite: false,
             records: Vec::new(),
             passes: 0,
+            passes_run: 0,
         }
+    }
+
+    /// Lets passes whose logits hold NaN or ±∞ return them instead of failing with
+    /// [`Error::NonFinite`] (for studying such models).
+    pub fn set_allow_nonfinite(&mut self, on: bool) {
+        self.allow_nonfinite = on;
     }
 
     /// Whether the probe is on.
@@ -131,6 +143,7 @@ impl Engine {
             )));
         }
         let start = Instant::now();
+        self.passes_run += 1;
         let mut probe = PassProbe::start(self.probe, &m.device)?;
         let mut spans = Vec::with_capacity(seqs.len());
         let mut positions = Vec::new();
@@ -155,6 +168,7 @@ impl Engine {
             window: m.desc.sliding_window,
         };
         probe.embedded()?;
+        let embedded = x.clone();
         let mut caches: Vec<&mut KvCache> = seqs.iter_mut().map(|s| &mut s.cache).collect();
         let x = m.layers(x, &pass, &mut caches, &mut probe)?;
         for c in caches.iter_mut() {
@@ -175,6 +189,22 @@ impl Engine {
             x.index_select(&r, 0)?
         };
         let logits = m.head(&sel)?;
+        if !self.allow_nonfinite && !all_finite(&logits)? {
+            // The caches hold this pass's keys and values uncommitted; the pass is run again
+            // on copies of them, checking each layer's output, to name where it went wrong.
+            let first = {
+                let mut copies = seqs
+                    .iter()
+                    .map(|s| s.cache.fork(0))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut refs: Vec<&mut KvCache> = copies.iter_mut().collect();
+                m.first_nonfinite(embedded, &pass, &mut refs)?
+            };
+            return Err(Error::NonFinite {
+                pass: self.passes_run,
+                first,
+            });
+        }
         let mut out = Vec::with_capacity(spans.len());
         let mut row = 0;
         for s in &spans {

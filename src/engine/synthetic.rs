@@ -4,6 +4,7 @@
 
 use super::weights::WeightStore;
 use crate::error::Result;
+use crate::machine::memory::check_host_fits;
 use crate::model::descriptor::ModelDesc;
 use crate::model::tensors::expected_tensors;
 use crate::rng::SplitMix64;
@@ -13,9 +14,21 @@ use std::collections::HashMap;
 /// Seeded random weights for every tensor of `desc`: norms near 1, matrices uniform with
 /// variance `1/fan_in` (so activations keep their scale through the layers), router gates
 /// sharper so that routing is far from uniform ties.
+///
+/// All of them are held in memory at once; a model that cannot fit is refused first.
 pub fn random_tensors(desc: &ModelDesc, seed: u64) -> Result<HashMap<String, Tensor>> {
+    let expected = expected_tensors(desc);
+    let elements: f64 = expected
+        .iter()
+        .map(|(_, s)| s.iter().map(|&d| d as f64).product::<f64>())
+        .sum();
+    check_host_fits(
+        &format!("drawing random weights for {}", desc.architecture),
+        elements * 4.0,
+        &format!("{:.3} G parameters × 4 bytes", elements / 1e9),
+    )?;
     let mut out = HashMap::new();
-    for (i, (name, shape)) in expected_tensors(desc).into_iter().enumerate() {
+    for (i, (name, shape)) in expected.into_iter().enumerate() {
         let mut rng = SplitMix64::new(seed ^ (i as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
         let n: usize = shape.iter().product();
         let norm = shape.len() == 1 && name.contains("norm");

@@ -1,6 +1,7 @@
 //! The per-machine cache of measured ceilings and when it is trusted: a cached figure is reused
 //! unless it comes from an older measurement method or a quick re-check beats it (it was
-//! measured on a busy machine); what is missing or stale is measured and cached.
+//! measured on a busy machine); what is missing or stale is measured and cached, each figure
+//! keeping the best value measured so far.
 
 use super::ceilings::{measure, Ceilings, MeasureSpec, METHOD};
 use super::dirs::cache_dir;
@@ -65,12 +66,26 @@ pub fn read_cached(path: &Path) -> Result<Option<Ceilings>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
-    serde_json::from_str(&text).map(Some).map_err(|e| {
+    let c: Ceilings = serde_json::from_str(&text).map_err(|e| {
         Error::Invalid(format!(
             "{}: not a moecap ceilings file ({e}); delete it to measure again",
             path.display()
         ))
-    })
+    })?;
+    let mut figures = vec![
+        ("copy_bytes_per_s".to_string(), c.copy_bytes_per_s),
+        ("triad_bytes_per_s".to_string(), c.triad_bytes_per_s),
+    ];
+    for (dt, &f) in &c.matmul_flops_per_s {
+        figures.push((format!("matmul_flops_per_s.{dt}"), f));
+    }
+    if let Some((name, v)) = figures.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+        return Err(Error::Invalid(format!(
+            "{}: `{name}` is {v}; a ceiling is a positive rate (delete the file to measure again)",
+            path.display()
+        )));
+    }
+    Ok(Some(c))
 }
 
 /// Writes ceilings to `path`, creating its folder.
@@ -133,10 +148,12 @@ pub fn cached_or_measured(
         (_, Some(why)) => note(&format!("{why}; measuring again")),
         _ => {}
     }
-    let (cached, missing) = if stale.is_some() {
-        (None, dtypes.to_vec())
+    // Figures measured again because one of them was beaten keep their old value where the
+    // new one is lower (the machine may be busy now); an older method's figures are dropped.
+    let (cached, missing, previous) = if stale.is_some() {
+        (None, dtypes.to_vec(), cached.filter(|c| c.method == METHOD))
     } else {
-        (cached, missing)
+        (cached, missing, None)
     };
     note(&format!(
         "measuring this machine's bandwidth and matmul throughput ({}); cached for later runs",
@@ -147,6 +164,15 @@ pub fn cached_or_measured(
             .join(", ")
     ));
     let mut fresh = measure(device, key, &missing, spec)?;
+    if let Some(prev) = &previous {
+        let kept = fresh.keep_best(prev);
+        if !kept.is_empty() {
+            note(&format!(
+                "kept the earlier, higher {} (a ceiling is the best ever measured; this run's figure was lower, perhaps under load)",
+                kept.join(", ")
+            ));
+        }
+    }
     if let Some(old) = cached {
         // keep the dtypes measured before
         for (k, v) in old.matmul_flops_per_s {

@@ -33,6 +33,10 @@ pub struct Ceilings {
     pub threads: usize,
     /// Seconds since the Unix epoch when last measured.
     pub measured_at: u64,
+    /// When each figure that survived a re-measurement was measured (Unix seconds), by figure
+    /// (`copy`, `triad`, `matmul f32`, ...); figures absent here date from `measured_at`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub figure_measured_at: BTreeMap<String, u64>,
     /// The measurement method ([`METHOD`]) that produced these figures (0 in files that
     /// predate the field).
     #[serde(default)]
@@ -48,6 +52,57 @@ impl Ceilings {
     /// The bandwidth a memory-bound pass can reach at best: the larger of copy and triad.
     pub fn bandwidth_bytes_per_s(&self) -> f64 {
         self.copy_bytes_per_s.max(self.triad_bytes_per_s)
+    }
+
+    /// When figure `name` (`copy`, `triad`, `matmul f32`) was measured.
+    pub fn figure_time(&self, name: &str) -> u64 {
+        self.figure_measured_at
+            .get(name)
+            .copied()
+            .unwrap_or(self.measured_at)
+    }
+
+    /// Keeps, figure by figure, the higher of these ceilings and `older` ones of the same
+    /// method: a ceiling is a maximum, and a re-measurement on a busier machine must not lower
+    /// it. Returns the figures kept from `older`.
+    pub fn keep_best(&mut self, older: &Ceilings) -> Vec<String> {
+        let mut kept = Vec::new();
+        if older.method != self.method {
+            return kept;
+        }
+        let mut figures: Vec<(String, &mut f64, f64)> = vec![
+            (
+                "copy".into(),
+                &mut self.copy_bytes_per_s,
+                older.copy_bytes_per_s,
+            ),
+            (
+                "triad".into(),
+                &mut self.triad_bytes_per_s,
+                older.triad_bytes_per_s,
+            ),
+        ];
+        for (dt, mine) in self.matmul_flops_per_s.iter_mut() {
+            if let Some(&theirs) = older.matmul_flops_per_s.get(dt) {
+                figures.push((format!("matmul {dt}"), mine, theirs));
+            }
+        }
+        for (name, mine, theirs) in figures {
+            if theirs > *mine {
+                *mine = theirs;
+                self.figure_measured_at
+                    .insert(name.clone(), older.figure_time(&name));
+                kept.push(name);
+            }
+        }
+        for name in &kept {
+            if let Some(dt) = name.strip_prefix("matmul ") {
+                if let Some(&n) = older.matmul_size.get(dt) {
+                    self.matmul_size.insert(dt.to_string(), n);
+                }
+            }
+        }
+        kept
     }
 
     /// The measured matmul throughput for `dtype`, if measured.
@@ -192,6 +247,7 @@ pub fn measure(
         matmul_size: BTreeMap::new(),
         threads: rayon::current_num_threads(),
         measured_at: unix_now(),
+        figure_measured_at: BTreeMap::new(),
         method: METHOD,
     };
     for &dt in dtypes {
@@ -215,4 +271,49 @@ pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ceilings(copy: f64, triad: f64, f32_flops: f64, at: u64) -> Ceilings {
+        Ceilings {
+            key: "t".into(),
+            copy_bytes_per_s: copy,
+            triad_bytes_per_s: triad,
+            buffer_bytes: 1,
+            matmul_flops_per_s: [("f32".to_string(), f32_flops)].into(),
+            matmul_size: [("f32".to_string(), at as usize)].into(),
+            threads: 1,
+            measured_at: at,
+            figure_measured_at: BTreeMap::new(),
+            method: METHOD,
+        }
+    }
+
+    #[test]
+    fn a_remeasurement_keeps_each_figures_best() {
+        // the reported case: a busy re-measurement found f32 matmul 54.2 GFLOP/s where 364.6
+        // had been measured; the bandwidth was really higher
+        let old = ceilings(40e9, 41e9, 364.6e9, 100);
+        let mut new = ceilings(45e9, 20e9, 54.2e9, 200);
+        let kept = new.keep_best(&old);
+        assert_eq!(kept, ["triad", "matmul f32"]);
+        assert_eq!(new.copy_bytes_per_s, 45e9);
+        assert_eq!(new.triad_bytes_per_s, 41e9);
+        assert_eq!(new.flops_per_s(DType::F32), Some(364.6e9));
+        assert_eq!(new.matmul_size["f32"], 100, "the size that reached it");
+        assert_eq!(new.figure_time("triad"), 100);
+        assert_eq!(new.figure_time("copy"), 200);
+        // once more: the kept figures keep their original time
+        let mut newer = ceilings(1e9, 1e9, 1e9, 300);
+        newer.keep_best(&new);
+        assert_eq!(newer.figure_time("copy"), 200);
+        assert_eq!(newer.figure_time("triad"), 100);
+        // another method's figures are not comparable
+        let mut other = ceilings(1e9, 1e9, 1e9, 300);
+        other.method = METHOD + 1;
+        assert!(other.keep_best(&old).is_empty());
+    }
 }

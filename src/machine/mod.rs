@@ -10,5 +10,6 @@ pub mod detect;
 pub mod dirs;
 pub mod energy;
 pub mod hardware;
+pub mod memory;
 pub mod parts;
 pub mod targets;

@@ -109,10 +109,20 @@ pub fn targets(
     });
     let key = machine_key(host, gpu);
     let ceilings = match from.ceilings_file {
-        Some(f) => Some(
-            read_cached(f)?
-                .ok_or_else(|| Error::Invalid(format!("{}: no such ceilings file", f.display())))?,
-        ),
+        Some(f) => {
+            let c = read_cached(f)?
+                .ok_or_else(|| Error::Invalid(format!("{}: no such ceilings file", f.display())))?;
+            if c.flops_per_s(dtype).is_none() {
+                return Err(Error::Invalid(format!(
+                    "{}: no {} matmul figure for this run's dtype (it has {}); `moecap hw measure --dtype {}` measures it",
+                    f.display(),
+                    dtype.as_str(),
+                    c.matmul_flops_per_s.keys().cloned().collect::<Vec<_>>().join(", "),
+                    dtype.as_str()
+                )));
+            }
+            Some(c)
+        }
         None if from.read_only => {
             let cached = match cache_dir() {
                 Some(d) => read_cached(&cache_file(&d, &key))?,

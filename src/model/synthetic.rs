@@ -104,10 +104,12 @@ pub struct Shrink {
 /// The `config.json` of a synthetic model or a preset, with `shrink` applied; the result parses
 /// as a valid config of the same family.
 pub fn shrunk_config(like: &str, shrink: &Shrink) -> Result<serde_json::Value> {
-    let text = match SYNTHETIC.iter().find(|m| m.name == like) {
+    // `synthetic:NAME`, as `--model` spells it, names the same model
+    let name = like.strip_prefix("synthetic:").unwrap_or(like);
+    let text = match SYNTHETIC.iter().find(|m| m.name == name) {
         Some(m) => m.config,
         None => {
-            crate::model::presets::find_preset(like)
+            crate::model::presets::find_preset(name)
                 .ok_or_else(|| {
                     Error::Invalid(format!(
                         "--like {like}: not a synthetic model ({}) or a preset (moecap models)",

@@ -134,11 +134,34 @@ fn format_name(harness: bool) -> &'static str {
     }
 }
 
+/// The shortest latency a record may claim: no forward pass of any model takes under a
+/// nanosecond, so a smaller figure is a unit slip or a broken timer, not a measurement.
+pub const MIN_LATENCY_S: f64 = 1e-9;
+
 fn check_shape(r: &PassRecord) -> std::result::Result<(), String> {
     if !(r.latency_s.is_finite() && r.latency_s > 0.0) {
         return Err(format!(
             "latency_s must be a positive number of seconds, got {}",
             r.latency_s
+        ));
+    }
+    if r.latency_s < MIN_LATENCY_S {
+        return Err(format!(
+            "latency_s {} is under a nanosecond; no forward pass is that fast (a unit slip?)",
+            r.latency_s
+        ));
+    }
+    let max = crate::model::config::limits::MAX_POSITIONS as u64;
+    if let Some((i, (c, n))) = r
+        .cached_tokens
+        .iter()
+        .zip(&r.new_tokens)
+        .enumerate()
+        .find(|(_, (&c, &n))| c.saturating_add(n) > max)
+    {
+        return Err(format!(
+            "sequence {}: {c} cached + {n} new tokens is beyond any model's context ({max})",
+            i + 1
         ));
     }
     if r.new_tokens.is_empty() {
@@ -256,6 +279,28 @@ pub fn activated_per_layer(
         }
         if out[l] == 0.0 {
             return Err(format!("experts: layer {l} has no activated expert"));
+        }
+        // every token activates top-k distinct experts
+        let min_possible = moe.top_k.min(e) as f64;
+        if out[l] < min_possible {
+            return Err(format!(
+                "experts: layer {l} has {} activated experts, but each token activates {} distinct ones",
+                out[l], moe.top_k
+            ));
+        }
+    }
+    if let Some(max) = desc.max_position_embeddings {
+        let longest = rec
+            .cached_tokens
+            .iter()
+            .zip(&rec.new_tokens)
+            .map(|(c, n)| c + n)
+            .max()
+            .unwrap_or(0);
+        if longest > max as u64 {
+            return Err(format!(
+                "a sequence reaches {longest} tokens, beyond the model's max_position_embeddings ({max})"
+            ));
         }
     }
     if let Some((l, _)) = desc

@@ -27,9 +27,13 @@ impl<'a> Cfg<'a> {
     pub(super) fn opt_usize(&self, field: &str) -> Result<Option<usize>> {
         match self.get(field) {
             None => Ok(None),
-            Some(v) => as_usize(v).map(Some).ok_or_else(|| {
-                self.err(field, format!("expected a non-negative integer, got {v}"))
-            }),
+            Some(v) => {
+                let n = as_usize(v).ok_or_else(|| {
+                    self.err(field, format!("expected a non-negative integer, got {v}"))
+                })?;
+                super::limits::check(self, field, n)?;
+                Ok(Some(n))
+            }
         }
     }
 

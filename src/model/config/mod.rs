@@ -7,6 +7,7 @@
 mod cfg;
 mod dbrx;
 mod deepseek;
+pub mod limits;
 mod mixtral;
 mod qwen;
 
@@ -49,10 +50,47 @@ pub fn parse_config(text: &str, file: &str) -> Result<ModelDesc> {
         arch: arch.clone(),
         supported: supported_list(),
     })?;
-    match family {
-        Family::Dbrx => dbrx::parse(&cfg, arch),
-        _ => parse_standard(&cfg, family, arch),
+    let desc = match family {
+        Family::Dbrx => dbrx::parse(&cfg, arch)?,
+        _ => parse_standard(&cfg, family, arch)?,
+    };
+    check_desc(&cfg, &desc)?;
+    Ok(desc)
+}
+
+/// Checks that relate fields to each other, and values no model can run with.
+fn check_desc(cfg: &Cfg, desc: &ModelDesc) -> Result<()> {
+    if let Some(&id) = desc
+        .eos_token_ids
+        .iter()
+        .find(|&&id| id as usize >= desc.vocab_size)
+    {
+        return Err(cfg.err(
+            "eos_token_id",
+            format!(
+                "{id} is not a token id of a vocabulary of {}",
+                desc.vocab_size
+            ),
+        ));
     }
+    if desc.max_position_embeddings == Some(0) {
+        let field = if cfg.get("max_seq_len").is_some() {
+            "max_seq_len"
+        } else {
+            "max_position_embeddings"
+        };
+        return Err(cfg.err(field, "must be greater than zero"));
+    }
+    if desc.norm_eps <= 0.0 {
+        return Err(cfg.err(
+            "rms_norm_eps",
+            format!(
+                "{} would divide by zero or take the root of a negative number; it must be positive",
+                desc.norm_eps
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The supported architectures as one comma-separated line.
@@ -184,11 +222,27 @@ fn eos_ids(cfg: &Cfg) -> Result<Vec<u32>> {
     }
 }
 
+/// `torch_dtype` (or `dtype`), one of the formats moecap knows; `auto` counts as absent.
 fn torch_dtype(cfg: &Cfg) -> Result<Option<String>> {
-    Ok(cfg
-        .opt_str("torch_dtype")?
-        .or(cfg.opt_str("dtype")?)
-        .map(str::to_string))
+    let (field, value) = match cfg.opt_str("torch_dtype")? {
+        Some(v) => ("torch_dtype", v),
+        None => match cfg.opt_str("dtype")? {
+            Some(v) => ("dtype", v),
+            None => return Ok(None),
+        },
+    };
+    if value == "auto" {
+        return Ok(None);
+    }
+    if crate::model::dtype::DType::parse(value).is_none() {
+        return Err(cfg.err(
+            field,
+            format!(
+                "unknown dtype `{value}`; expected float32, bfloat16, float16 or an 8/4-bit format"
+            ),
+        ));
+    }
+    Ok(Some(value.to_string()))
 }
 
 /// The attention window: Mistral/Mixtral's `sliding_window`; Qwen's only with `use_sliding_window`.

@@ -1,0 +1,434 @@
+//! Bad input that used to be accepted, wrap around, panic or exhaust memory: sizes beyond the
+//! config limits, impossible values, sweeps out of range, checkpoints written over other
+//! folders, and passes whose logits are not finite. Each must end in one line naming the
+//! culprit and a non-zero exit.
+
+mod cli_support;
+
+use cli_support::{fails, json, moecap, scratch, tmp};
+use serde_json::Value;
+
+/// Mixtral-8x7B's config with `edit` applied, written to a scratch file.
+fn mixtral_with(name: &str, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
+    let base = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/mixtral-8x7b/config.json"
+    );
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(base).unwrap()).unwrap();
+    edit(v.as_object_mut().unwrap());
+    tmp(name, &v.to_string())
+}
+
+#[test]
+fn sizes_beyond_the_limits_are_errors_not_wrapped_counts() {
+    for (field, value, needle) in [
+        (
+            "vocab_size",
+            1u64 << 62,
+            "`vocab_size`: 4611686018427387904 is above",
+        ),
+        (
+            "hidden_size",
+            1 << 40,
+            "`hidden_size`: 1099511627776 is above",
+        ),
+        ("num_hidden_layers", 1 << 63, "`num_hidden_layers`"),
+        ("num_hidden_layers", 1_000_000_000, "limit of 1024"),
+        ("intermediate_size", 1 << 40, "`intermediate_size`"),
+        ("num_local_experts", 1 << 20, "`num_local_experts`"),
+    ] {
+        let cfg = mixtral_with(&format!("big-{field}-{value}.json"), |m| {
+            m.insert(field.into(), value.into());
+        });
+        fails(&["inspect", "--model", &cfg], needle);
+    }
+    // At every limit at once, the counts still fit in 64 bits (a debug build panics on
+    // overflow): the model is described, not wrapped.
+    let cfg = mixtral_with("at-limits.json", |m| {
+        for (f, v) in [
+            ("vocab_size", 1u64 << 24),
+            ("hidden_size", 1 << 17),
+            ("intermediate_size", 1 << 17),
+            ("num_hidden_layers", 1 << 10),
+            ("num_local_experts", 1 << 12),
+            ("num_attention_heads", 1 << 12),
+            ("num_key_value_heads", 1 << 12),
+            ("head_dim", 1 << 12),
+        ] {
+            m.insert(f.into(), v.into());
+        }
+    });
+    let v = json(&["inspect", "--model", &cfg, "--json"]);
+    let total = v["total_params"].as_u64().unwrap();
+    let experts = 1024u64 * 4096 * 3 * (1 << 17) * (1 << 17);
+    assert!(total > experts, "{total}");
+}
+
+#[test]
+fn impossible_config_values_are_named() {
+    let cases: [(&str, Value, &str); 5] = [
+        (
+            "eos_token_id",
+            32000.into(),
+            "`eos_token_id`: 32000 is not a token id",
+        ),
+        (
+            "max_position_embeddings",
+            0.into(),
+            "`max_position_embeddings`: must be greater than zero",
+        ),
+        ("rms_norm_eps", (-1.0).into(), "`rms_norm_eps`"),
+        ("torch_dtype", "float33".into(), "unknown dtype `float33`"),
+        (
+            "num_experts_per_tok",
+            9.into(),
+            "9 experts per token but only 8",
+        ),
+    ];
+    for (field, value, needle) in cases {
+        let cfg = mixtral_with(&format!("bad-{field}.json"), |m| {
+            m.insert(field.into(), value);
+        });
+        fails(&["inspect", "--model", &cfg], needle);
+    }
+}
+
+#[test]
+fn sweeps_are_bounded_and_points_unique() {
+    let roof = |flag: &str, v: &str, needle: &str| {
+        fails(
+            &[
+                "roofline",
+                "--model",
+                "mixtral-8x7b",
+                "--hardware",
+                "H200",
+                flag,
+                v,
+            ],
+            needle,
+        )
+    };
+    roof(
+        "--context",
+        "18446744073709551615",
+        "--context: 18446744073709551615 is out of range",
+    );
+    roof(
+        "--batch",
+        "18446744073709551615",
+        "--batch: 18446744073709551615 is out of range",
+    );
+    roof("--batch", "1000000000", "between 1 and 65536");
+    roof("--batch", "1,8,1", "--batch: 1 is given twice");
+    let bench = |flag: &str, v: &str, needle: &str| {
+        fails(
+            &["bench", "--model", "synthetic:tiny-mixtral", flag, v],
+            needle,
+        )
+    };
+    bench("--batch", "1,1", "--batch: 1 is given twice");
+    bench("--prompt-len", "0", "--prompt-len: 0 is out of range");
+    fails(
+        &[
+            "generate",
+            "--model",
+            "synthetic:tiny-mixtral",
+            "--input-ids",
+            "1,,2",
+        ],
+        "sequence 1: id 2 is empty",
+    );
+    fails(
+        &[
+            "generate",
+            "--model",
+            "synthetic:tiny-mixtral",
+            "--input-ids",
+            "1,2",
+            "--max-new-tokens",
+            "0",
+        ],
+        "--max-new-tokens must be at least 1",
+    );
+}
+
+#[test]
+fn models_that_cannot_fit_are_refused_before_allocating() {
+    let out = scratch("huge");
+    let o = out.display().to_string();
+    fails(
+        &["synth", "--like", "deepseek-v3", "--out", &o],
+        "needs 2684.1 GB of memory (671.026 G parameters × 4 bytes)",
+    );
+    assert!(!out.exists(), "nothing is left behind");
+    fails(
+        &[
+            "synth",
+            "--like",
+            "tiny-mixtral",
+            "--hidden",
+            "100000000",
+            "--out",
+            &o,
+        ],
+        "`hidden_size`: 100000000 is above",
+    );
+}
+
+#[test]
+fn synth_never_mixes_a_new_checkpoint_with_an_old_folder() {
+    let dir = scratch("synth-out");
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.display().to_string();
+    let ok = |args: &[&str]| {
+        let o = moecap(args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ok(&["synth", "--like", "tiny-mixtral", "--out", &d]);
+    // an old sharded checkpoint's index and shard beside it
+    std::fs::write(dir.join("model.safetensors.index.json"), "{}").unwrap();
+    std::fs::write(dir.join("model-00001-of-00002.safetensors"), "x").unwrap();
+    let before = std::fs::read(dir.join("config.json")).unwrap();
+    fails(
+        &["synth", "--like", "tiny-qwen2-moe", "--out", &d],
+        "exists and is not empty; choose another folder or pass --force",
+    );
+    assert_eq!(
+        std::fs::read(dir.join("config.json")).unwrap(),
+        before,
+        "untouched"
+    );
+    ok(&[
+        "synth",
+        "--like",
+        "synthetic:tiny-mixtral",
+        "--layers",
+        "1",
+        "--out",
+        &d,
+        "--force",
+    ]);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "config.json",
+            "generation_config.json",
+            "model.safetensors",
+            "tokenizer.json"
+        ]
+    );
+    let parent: Vec<String> = std::fs::read_dir(dir.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("synth-out") && n.starts_with('.'))
+        .collect();
+    assert!(parent.is_empty(), "staging folders left: {parent:?}");
+    let o = moecap(&["inspect", "--model", &d, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Overwrites the first value of tensor `name` in a single-file checkpoint with `value`.
+fn poke(dir: &std::path::Path, name: &str, value: f32) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("model.safetensors"))
+        .unwrap();
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).unwrap();
+    let n = u64::from_le_bytes(n);
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).unwrap();
+    let h: Value = serde_json::from_slice(&header).unwrap();
+    let off = h[name]["data_offsets"][0].as_u64().unwrap();
+    f.seek(SeekFrom::Start(8 + n + off)).unwrap();
+    f.write_all(&value.to_le_bytes()).unwrap();
+}
+
+#[test]
+fn nonfinite_logits_stop_the_run_and_name_the_first_layer() {
+    let dir = scratch("nonfinite");
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.display().to_string();
+    let o = moecap(&["synth", "--like", "tiny-mixtral", "--out", &d]);
+    assert!(o.status.success());
+    let gen = |extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "--model",
+            &d,
+            "--input-ids",
+            "1,2,3",
+            "--max-new-tokens",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        moecap(&args)
+    };
+    assert!(gen(&[]).status.success(), "a sound checkpoint runs");
+    poke(
+        &dir,
+        "model.layers.1.self_attn.q_proj.weight",
+        f32::INFINITY,
+    );
+    fails(
+        &["generate", "--model", &d, "--input-ids", "1,2,3"],
+        "pass 1: the logits are not finite (NaN or infinity), first in the output of layer 1",
+    );
+    let o = gen(&["--allow-nonfinite"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    poke(&dir, "model.embed_tokens.weight", f32::NAN);
+    // token 0's embedding row holds the NaN
+    fails(
+        &["generate", "--model", &d, "--input-ids", "0,2,3"],
+        "first in the embedding of the input tokens",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A native decode record of Mixtral-8x7B (32 MoE layers) with `ids` activated in each layer.
+fn mixtral_record(latency_s: &str, cached: &str, ids: &str) -> String {
+    let experts: Vec<String> = (0..32).map(|l| format!("\"{l}\":{ids}")).collect();
+    format!(
+        r#"{{"phase":"decode","latency_s":{latency_s},"cached_tokens":[{cached}],"new_tokens":[1],"experts":{{{}}}}}"#,
+        experts.join(",")
+    ) + "\n"
+}
+
+#[test]
+fn impossible_records_are_errors_and_utilisation_above_peak_is_explained() {
+    let metrics = |file: &str| {
+        moecap(&[
+            "metrics",
+            "--records",
+            file,
+            "--model",
+            "mixtral-8x7b",
+            "--hardware",
+            "H100-SXM-80GB",
+            "--json",
+        ])
+    };
+    let ok = tmp("rec-ok.jsonl", &mixtral_record("0.05", "511", "[0,5]"));
+    let o = metrics(&ok);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // 20 ms: 93 GB of all experts would need 4.7 TB/s, the two activated ones do not
+    let dense = tmp("rec-20ms.jsonl", &mixtral_record("0.02", "511", "[0,5]"));
+    let o = metrics(&dense);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("decode MBU is 139.1 % of the peak because it counts every expert's weights")
+            && !err.contains("S-MBU is"),
+        "{err}"
+    );
+    for (name, rec, needle) in [
+        (
+            "rec-fast",
+            mixtral_record("1e-300", "511", "[0,5]"),
+            "under a nanosecond",
+        ),
+        (
+            "rec-long",
+            mixtral_record("0.02", "1000000000000", "[0,5]"),
+            "beyond any model's context",
+        ),
+        (
+            "rec-maxpos",
+            mixtral_record("0.02", "40000", "[0,5]"),
+            "max_position_embeddings (32768)",
+        ),
+        (
+            "rec-topk",
+            mixtral_record("0.02", "511", "[3]"),
+            "1 activated experts, but each token activates 2",
+        ),
+    ] {
+        let f = tmp(&format!("{name}.jsonl"), &rec);
+        fails(
+            &[
+                "metrics",
+                "--records",
+                &f,
+                "--model",
+                "mixtral-8x7b",
+                "--hardware",
+                "H100-SXM-80GB",
+            ],
+            needle,
+        );
+    }
+    // 10 µs per decode token on one H100 is more than its bandwidth can give
+    let fast = tmp("rec-10us.jsonl", &mixtral_record("1e-5", "511", "[0,5]"));
+    let o = metrics(&fast);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: decode S-MBU is")
+            && err.contains("faster than that hardware allows"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ceilings_files_must_hold_positive_figures_for_the_runs_dtype() {
+    let file = |name: &str, copy: &str, dtype: &str| {
+        tmp(
+            name,
+            &format!(
+                r#"{{"key":"t","copy_bytes_per_s":{copy},"triad_bytes_per_s":1e10,"buffer_bytes":1,"matmul_flops_per_s":{{"{dtype}":1e11}},"matmul_size":{{"{dtype}":64}},"threads":1,"measured_at":0,"method":3}}"#
+            ),
+        )
+    };
+    let bench = |ceil: &str, needle: &str| {
+        let out = scratch(&format!("ceil-bench-{}", needle.len()));
+        let _ = std::fs::remove_dir_all(&out);
+        fails(
+            &[
+                "bench",
+                "--model",
+                "synthetic:tiny-mixtral",
+                "--batch",
+                "1",
+                "--prompt-len",
+                "4",
+                "--gen-len",
+                "2",
+                "--ceilings",
+                ceil,
+                "--out",
+                &out.display().to_string(),
+            ],
+            needle,
+        )
+    };
+    bench(
+        &file("ceil-bf16.json", "1e10", "bf16"),
+        "no f32 matmul figure for this run's dtype (it has bf16); `moecap hw measure --dtype f32` measures it",
+    );
+    bench(
+        &file("ceil-zero.json", "0", "f32"),
+        "`copy_bytes_per_s` is 0; a ceiling is a positive rate",
+    );
+    bench(
+        &file("ceil-neg.json", "1e10", "f32").replace("ceil-neg", "ceil-none"),
+        "no such ceilings file",
+    );
+}
