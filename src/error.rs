@@ -44,13 +44,14 @@ pub enum Error {
         /// The tensor.
         name: String,
     },
-    /// A file could not be read.
-    #[error("{}: {source}", path.display())]
+    /// A file could not be read or written. (The operating system's error is part of the
+    /// message, not a chained source, so that a printed chain says it once.)
+    #[error("{}: {error}", path.display())]
     Io {
         /// The path that failed.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file is not valid JSON (or not the JSON expected).
     #[error("{file}: invalid JSON: {msg}")]
@@ -111,13 +112,15 @@ pub enum Error {
     /// A value given on the command line or in an input is out of range.
     #[error("{0}")]
     Invalid(String),
-    /// An error within a larger step (a sweep point, a task), which it names.
-    #[error("{context}: {source}")]
+    /// An error within a larger step (a sweep point, a task), which it names. (The inner
+    /// error is part of the message, not a chained source, so that a printed chain says it
+    /// once.)
+    #[error("{context}: {inner}")]
     Within {
         /// The step.
         context: String,
         /// What went wrong in it.
-        source: Box<Error>,
+        inner: Box<Error>,
     },
     /// A forward pass produced NaN or infinite logits.
     #[error(
@@ -153,15 +156,15 @@ impl Error {
     pub fn within(self, context: impl Into<String>) -> Self {
         Error::Within {
             context: context.into(),
-            source: Box::new(self),
+            inner: Box::new(self),
         }
     }
 
     /// Wraps an I/O error with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 }

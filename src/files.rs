@@ -27,7 +27,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(&tmp, e));
+        // named by the file meant, not by its temporary
+        return Err(Error::io(path, e));
     }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -53,7 +54,7 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
-        // A folder that does not exist: an error naming the temporary file's path, nothing left.
+        // A folder that does not exist: an error naming the file meant, nothing left.
         let e = write_atomic(&dir.join("no/such/x.md"), b"x")
             .unwrap_err()
             .to_string();

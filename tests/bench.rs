@@ -262,6 +262,8 @@ fn ceilings_file(dir: &Path) -> String {
     p.display().to_string()
 }
 
+/// A bench run of the tiny synthetic model; a fresh run takes its ceilings from a test file, a
+/// resumed one keeps those it started with.
 fn bench(dir: &Path, out: &Path, extra: &[&str]) -> Output {
     let ceil = ceilings_file(dir);
     let mut args = vec![
@@ -276,10 +278,11 @@ fn bench(dir: &Path, out: &Path, extra: &[&str]) -> Output {
         "0",
         "--repetitions",
         "2",
-        "--ceilings",
-        &ceil,
-        "--out",
     ];
+    if !extra.contains(&"--resume") {
+        args.extend(["--ceilings", &ceil]);
+    }
+    args.push("--out");
     let o = out.display().to_string();
     args.push(&o);
     args.extend_from_slice(extra);
@@ -445,6 +448,43 @@ fn resume_continues_an_interrupted_run() {
     let o = bench(&dir, &out, &["--batch", "1", "--resume", "--seed", "5"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("seed"), "{err}");
+    let o = bench(
+        &dir,
+        &out,
+        &["--batch", "1", "--resume", "--weights-seed", "7"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("weights_seed = 0, this command has 7"),
+        "{err}"
+    );
+    let other = dir.join("other-ceilings.json");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(ceilings_file(&dir))
+            .unwrap()
+            .replace("1e10", "2e10"),
+    )
+    .unwrap();
+    let ceil = other.display().to_string();
+    let o = bench(
+        &dir,
+        &out,
+        &["--batch", "1", "--resume", "--ceilings", &ceil],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--resume keeps the ceilings the run started with"),
+        "{err}"
+    );
+    // a resumed run is measured against the ceilings it started with, whatever the cache says
+    assert_eq!(summary["ceilings"]["copy_bytes_per_s"], 1e10);
+    // a smaller sweep resumed: nothing to run, and the summary still has every point
+    ok(&bench(&dir, &out, &["--batch", "1", "--resume"]));
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(again["points"].as_array().unwrap().len(), 3);
+    assert_eq!(again["ceilings"], summary["ceilings"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

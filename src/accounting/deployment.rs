@@ -112,10 +112,7 @@ fn check(origin: &str, what: &str, v: f64, positive: bool) -> Result<f64> {
 impl Deployment {
     /// Reads and resolves a deployment file.
     pub fn read(path: &Path, hw: &HardwareTable, parts: &PartsTable) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let origin = path.display().to_string();
         let spec: DeploymentSpec = serde_json::from_str(&text).map_err(|e| Error::Deployment {
             file: origin.clone(),

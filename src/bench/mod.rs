@@ -38,8 +38,11 @@ pub struct RunSettings {
     pub prompts: String,
     /// How prompt text becomes ids.
     pub tokenisation: String,
-    /// Seed of random prompts (and synthetic weights).
+    /// Seed of random prompts.
     pub seed: u64,
+    /// Seed of synthetic weights (`None`: the checkpoint's own weights).
+    #[serde(default)]
+    pub weights_seed: Option<u64>,
     /// Probe on (false: no-probe mode).
     pub probe: bool,
     /// The hardware-table row the spec peaks come from.

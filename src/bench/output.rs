@@ -175,7 +175,7 @@ impl RunDir {
             .map_err(io(&rec_path))?;
         f.write_all(lines.as_bytes()).map_err(io(&rec_path))?;
         let rp = self.dir.join("routing").join(format!("{id}.jsonl"));
-        std::fs::write(&rp, routing).map_err(io(&rp))?;
+        crate::files::write_atomic(&rp, routing.as_bytes())?;
         let pp = self.dir.join("points").join(format!("{id}.json"));
         let tmp = pp.with_extension("json.tmp");
         write_json(&tmp, summary)?;

@@ -14,6 +14,8 @@ use crate::accounting::{Accountant, Precision};
 use crate::data::{codec_covers, data_dir};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::files::write_json;
+use crate::machine::cache::read_cached;
 use crate::machine::detect::{detect_gpu, detect_host};
 use crate::machine::energy::EnergyMeter;
 use crate::machine::hardware::HardwareTable;
@@ -54,6 +56,8 @@ pub struct BenchOptions {
     pub ceilings: Option<PathBuf>,
     /// Seed of random prompts.
     pub seed: u64,
+    /// Seed of the synthetic weights the engine was loaded with (`None`: real weights).
+    pub weights_seed: Option<u64>,
     /// The deployment the points are priced on, with the formula.
     pub deployment: Option<(Deployment, CostFormula)>,
 }
@@ -62,6 +66,8 @@ pub struct BenchOptions {
 pub trait SweepObserver {
     /// Something worth saying before it happens (ceilings measured, a run resumed).
     fn note(&mut self, msg: &str);
+    /// The run folder `dir` is open, holding `finished` points already (before any is run).
+    fn opened(&mut self, dir: &Path, finished: usize);
     /// The sweep starts: `tokens` to process over the points left.
     fn start(&mut self, tokens: u64);
     /// A point starts.
@@ -124,6 +130,27 @@ impl<'c> Sweep<'c> {
         let dtype = engine.model.dtype;
         let desc = engine.model.desc.clone();
         let gpu = detect_gpu(&dev);
+        let out = match &a.out {
+            Some(o) => o.clone(),
+            None => default_out(&desc.display_name()),
+        };
+        // A resumed run keeps the ceilings it started with, so that all its points are measured
+        // against the same targets.
+        let run_ceilings = out.join(CEILINGS_FILE);
+        let resumed_ceilings = a.resume && run_ceilings.is_file();
+        if resumed_ceilings {
+            // the same --ceilings file as the run started with is fine; other figures are not
+            let other = match &a.ceilings {
+                Some(f) => read_cached(f)? != read_cached(&run_ceilings)?,
+                None => false,
+            };
+            if other || a.remeasure {
+                return Err(Error::Invalid(format!(
+                    "--resume keeps the ceilings the run started with ({}); drop --ceilings and --remeasure",
+                    run_ceilings.display()
+                )));
+            }
+        }
         let Targets {
             spec,
             ceilings,
@@ -132,7 +159,11 @@ impl<'c> Sweep<'c> {
             table,
             TargetSources {
                 hardware: a.hardware.as_deref(),
-                ceilings_file: a.ceilings.as_deref(),
+                ceilings_file: if resumed_ceilings {
+                    Some(run_ceilings.as_path())
+                } else {
+                    a.ceilings.as_deref()
+                },
                 remeasure: a.remeasure,
                 read_only: false,
             },
@@ -161,14 +192,15 @@ impl<'c> Sweep<'c> {
             prompts: self.source.label(),
             tokenisation: tokenisation.into(),
             seed: a.seed,
+            weights_seed: a.weights_seed,
             probe: a.probe,
             hardware: spec.as_ref().map(|s| s.name.clone()),
         };
-        let out = match &a.out {
-            Some(o) => o.clone(),
-            None => default_out(&settings.model_name),
-        };
         let (run_dir, mut done) = RunDir::open(&out, &settings, a.resume)?;
+        if let (Some(c), false) = (&ceilings, run_ceilings.is_file()) {
+            write_json(&run_ceilings, c)?;
+        }
+        obs.opened(&out, done.len());
         let kv = KvCacheKind::default_for(&desc);
         let acct = Accountant::new(&desc, Precision::uniform(DType::of_engine(dtype)), kv);
         let params = model_params(&desc);
@@ -274,13 +306,25 @@ impl<'c> Sweep<'c> {
     }
 }
 
-/// The finished points in sweep order.
+/// The ceilings a run was started with, in its folder.
+pub const CEILINGS_FILE: &str = "ceilings.json";
+
+/// Every finished point of the run folder: this sweep's in sweep order, then those of earlier
+/// commands of the same run that this one did not ask for (a report covers every point whose
+/// records and files the folder holds).
 fn finished(
     points: &[PointSpec],
     done: &std::collections::BTreeMap<String, PointSummary>,
 ) -> Vec<PointSummary> {
-    points
+    let asked: Vec<String> = points.iter().map(PointSpec::id).collect();
+    let mut out: Vec<PointSummary> = asked
         .iter()
-        .filter_map(|q| done.get(&q.id()).cloned())
-        .collect()
+        .filter_map(|id| done.get(id).cloned())
+        .collect();
+    out.extend(
+        done.iter()
+            .filter(|(id, _)| !asked.contains(id))
+            .map(|(_, s)| s.clone()),
+    );
+    out
 }

@@ -18,21 +18,60 @@ use moecap::machine::detect::{detect_gpu, detect_host};
 use moecap::machine::hardware::HardwareTable;
 use moecap::machine::targets::machine_key;
 use moecap::model::config::limits::MAX_POSITIONS;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-/// The sweep's progress bar and exporters.
+use super::interrupt::{resume_command, say_on_interrupt};
+
+/// `1h02m03s`, `4m05s`, `6s`.
+fn clock(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m{sec:02}s"),
+        (h, m, sec) => format!("{h}h{m:02}m{sec:02}s"),
+    }
+}
+
+/// The sweep's progress bar (on a terminal; one plain line per finished point otherwise), its
+/// exporters, and what an interruption says.
 struct Progress {
     bar: ProgressBar,
     out: PathBuf,
+    terminal: bool,
+    started: Instant,
+    /// Points finished in the folder (earlier runs' included).
+    finished: usize,
+}
+
+impl Progress {
+    fn on_interrupt(&self) {
+        say_on_interrupt(&format!(
+            "{} finished points are kept in {}; continue with: {}",
+            self.finished,
+            self.out.display(),
+            resume_command(&self.out)
+        ));
+    }
 }
 
 impl SweepObserver for Progress {
     fn note(&mut self, msg: &str) {
-        eprintln!("{msg}");
+        self.bar.suspend(|| eprintln!("{msg}"));
+    }
+
+    fn opened(&mut self, dir: &Path, finished: usize) {
+        self.out = dir.to_path_buf();
+        self.finished = finished;
+        self.bar
+            .suspend(|| eprintln!("report folder: {}", dir.display()));
+        self.on_interrupt();
     }
 
     fn start(&mut self, tokens: u64) {
         self.bar.set_length(tokens);
+        self.started = Instant::now();
     }
 
     fn point(&mut self, p: &PointSpec) {
@@ -45,7 +84,9 @@ impl SweepObserver for Progress {
     }
 
     fn point_done(&mut self, s: &PointSummary) {
-        self.bar.println(format!(
+        self.finished += 1;
+        self.on_interrupt();
+        let line = format!(
             "done: batch {:>4} prompt {:>5}: TTFT {:.1} ms, TPOT {}, decode S-MBU (measured) {}",
             s.point.batch,
             s.point.prompt_len,
@@ -56,7 +97,28 @@ impl SweepObserver for Progress {
                 .utilisation
                 .measured_s_mbu
                 .map_or("-".into(), |s| format!("{:.1}%", s.median * 100.0)),
-        ));
+        );
+        if self.terminal {
+            self.bar.println(line);
+        } else {
+            // a log has no bar: each line says how far the sweep is, by tokens processed
+            let elapsed = self.started.elapsed().as_secs_f64();
+            let (pos, len) = (self.bar.position(), self.bar.length().unwrap_or(0));
+            let eta = if pos > 0 && len > pos {
+                format!(", ETA {}", clock(elapsed * (len - pos) as f64 / pos as f64))
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "{line} [{:.0}% of tokens, elapsed {}{eta}]",
+                if len > 0 {
+                    100.0 * pos as f64 / len as f64
+                } else {
+                    100.0
+                },
+                clock(elapsed)
+            );
+        }
     }
 
     fn report(&mut self, dir: &Path, report: &BenchReport) -> moecap::Result<()> {
@@ -110,6 +172,7 @@ pub(crate) fn cmd_bench(
             remeasure: a.remeasure,
             ceilings: a.ceilings.clone(),
             seed: a.seed,
+            weights_seed: ck.synthetic().then_some(engine_args.weights_seed),
             deployment,
         },
     )?;
@@ -122,9 +185,16 @@ pub(crate) fn cmd_bench(
         .map_err(|e| anyhow!("progress bar: {e}"))?
         .progress_chars("=> "),
     );
+    let terminal = std::io::stderr().is_terminal();
+    if !terminal {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     let mut progress = Progress {
         bar,
         out: PathBuf::new(),
+        terminal,
+        started: Instant::now(),
+        finished: 0,
     };
     let report = sweep.run(&mut engine, &engine_args.device, table, &mut progress)?;
     progress.bar.finish_and_clear();

@@ -165,6 +165,11 @@ pub(crate) fn cmd_eval(
     )
     .map_err(super::options::model_flag)?;
     let mut engine = engine_args.load(&ck, !a.no_probe)?;
+    super::interrupt::say_on_interrupt(&format!(
+        "the items scored so far are kept in {} (one TASK.jsonl per task); continue with: {}",
+        a.out.display(),
+        super::interrupt::resume_command(&a.out)
+    ));
     let report = evaluation.run(
         &mut engine,
         &engine_args.device,

@@ -8,6 +8,7 @@ mod cost_options;
 mod engine;
 mod eval;
 mod hw;
+mod interrupt;
 mod metrics;
 mod model;
 mod offload;
