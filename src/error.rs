@@ -135,8 +135,17 @@ pub enum Error {
         first: String,
     },
     /// A tensor operation failed.
-    #[error("tensor computation: {0}")]
+    #[error("tensor computation: {}", candle_message(.0))]
     Candle(#[from] candle_core::Error),
+}
+
+/// A candle error's message without the backtrace candle attaches when `RUST_BACKTRACE` is set
+/// (an error is one line; a backtrace is for a panic).
+pub fn candle_message(e: &candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => candle_message(inner),
+        e => e.to_string(),
+    }
 }
 
 /// Result alias of the library.

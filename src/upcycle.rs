@@ -7,7 +7,7 @@
 //! model itself as `LlamaForCausalLM`. The tokenizer (GPT-2 byte-level BPE in the GGUF metadata)
 //! becomes a `tokenizer.json`.
 
-use crate::error::{Error, Result};
+use crate::error::{candle_message, Error, Result};
 use candle_core::quantized::gguf_file::{Content, Value as GgufValue};
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
@@ -169,8 +169,12 @@ fn tokenizer_json(c: &Content, file: &str) -> Result<Value> {
 pub fn read_gguf(path: &Path) -> Result<Dense> {
     let file = path.display().to_string();
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let c = Content::read(&mut f)
-        .map_err(|e| Error::Invalid(format!("{file}: not a readable GGUF file: {e}")))?;
+    let c = Content::read(&mut f).map_err(|e| {
+        Error::Invalid(format!(
+            "{file}: not a readable GGUF file: {}",
+            candle_message(&e)
+        ))
+    })?;
     let arch = meta(&c, &file, "general.architecture")?
         .to_string()
         .map_err(|_| Error::Invalid(format!("{file}: general.architecture is not a string")))?
@@ -190,7 +194,7 @@ pub fn read_gguf(path: &Path) -> Result<Dense> {
         c.tensor(&mut f, name, &Device::Cpu)
             .and_then(|q| q.dequantize(&Device::Cpu))
             .and_then(|t| t.to_dtype(DType::F32))
-            .map_err(|e| Error::Invalid(format!("{file}: tensor `{name}`: {e}")))
+            .map_err(|e| Error::Invalid(format!("{file}: tensor `{name}`: {}", candle_message(&e))))
     };
     let mut t = HashMap::new();
     let embed = get("token_embd.weight")?;

@@ -134,6 +134,12 @@ impl<'c> Sweep<'c> {
             Some(o) => o.clone(),
             None => default_out(&desc.display_name()),
         };
+        if a.resume && !out.join("run.json").is_file() {
+            return Err(Error::Invalid(format!(
+                "--resume: {} has no run.json, so there is no run to resume",
+                out.display()
+            )));
+        }
         // A resumed run keeps the ceilings it started with, so that all its points are measured
         // against the same targets.
         let run_ceilings = out.join(CEILINGS_FILE);

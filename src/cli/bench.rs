@@ -6,6 +6,7 @@ use super::options::{check_sweep, BenchArgs, EngineArgs, MAX_BATCH};
 use super::print_json;
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use moecap::accounting::{Accountant, Precision};
 use moecap::bench::summary::{PointSpec, PointSummary};
 use moecap::bench::sweep::{BenchOptions, Sweep, SweepObserver};
 use moecap::bench::BenchReport;
@@ -16,8 +17,13 @@ use moecap::export::write_reports;
 use moecap::machine::cache::cached_or_measured;
 use moecap::machine::detect::{detect_gpu, detect_host};
 use moecap::machine::hardware::HardwareTable;
+use moecap::machine::memory::check_host_fits;
 use moecap::machine::targets::machine_key;
 use moecap::model::config::limits::MAX_POSITIONS;
+use moecap::model::dtype::DType;
+use moecap::model::params::model_params;
+use moecap::model::source::Checkpoint;
+use moecap::records::KvCacheKind;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -127,6 +133,33 @@ impl SweepObserver for Progress {
     }
 }
 
+/// Refuses a sweep whose largest point cannot fit in host memory (on the CPU): the weights in
+/// the run's dtype plus the KV cache of the largest batch at its longest sequence.
+fn check_memory(engine_args: &EngineArgs, ck: &Checkpoint, a: &BenchArgs) -> Result<()> {
+    let device = parse_device(&engine_args.device).map_err(|e| anyhow!("--device: {e}"))?;
+    if !device.is_cpu() {
+        return Ok(());
+    }
+    let dtype = parse_engine_dtype(engine_args.dtype.as_deref(), &device)
+        .map_err(|e| anyhow!("--dtype: {e}"))?;
+    let precision = Precision::uniform(DType::of_engine(dtype));
+    let acct = Accountant::new(&ck.desc, precision, KvCacheKind::default_for(&ck.desc));
+    let batch = a.batch.iter().max().copied().unwrap_or(1) as f64;
+    let tokens = (a.prompt_len.iter().max().copied().unwrap_or(1) + a.gen_len) as f64;
+    let kv = batch * tokens * acct.kv_bytes_per_token();
+    let weights = model_params(&ck.desc).total() as f64 * dtype.size_in_bytes() as f64;
+    check_host_fits(
+        &format!("the sweep's largest point (batch {batch}, {tokens} tokens per sequence)"),
+        weights + kv,
+        &format!(
+            "{:.1} GB of weights + {:.1} GB of KV cache",
+            weights / 1e9,
+            kv / 1e9
+        ),
+    )?;
+    Ok(())
+}
+
 /// `moecap bench`.
 pub(crate) fn cmd_bench(
     engine_args: &EngineArgs,
@@ -146,6 +179,7 @@ pub(crate) fn cmd_bench(
         bail!("--repetitions must be at least 1");
     }
     let ck = engine_args.checkpoint()?;
+    check_memory(engine_args, &ck, a)?;
     if let Some(max) = ck.desc.max_position_embeddings {
         if let Some(p) = a.prompt_len.iter().find(|&&p| p + a.gen_len > max) {
             bail!(

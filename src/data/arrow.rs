@@ -166,8 +166,12 @@ fn parse_field(t: Table) -> ArrowResult<Field> {
         1 => Kind::Null,
         2 => {
             let ty = ty.ok_or("Int type without parameters")?;
+            let bits = ty.i32_or(0, 0)?;
+            if ![8, 16, 32, 64].contains(&bits) {
+                return Err(format!("column `{name}`: integers of {bits} bits"));
+            }
             Kind::Int {
-                bits: ty.i32_or(0, 0)? as u32,
+                bits: bits as u32,
                 signed: ty.u8_or(1, 0)? != 0,
             }
         }
@@ -211,9 +215,20 @@ struct Batch<'a> {
     body: &'a [u8],
     nodes: std::vec::IntoIter<(usize, usize)>,
     buffers: std::vec::IntoIter<(usize, usize)>,
+    /// Values the batch may still decode (every row of every column and struct field).
+    budget: usize,
 }
 
 impl<'a> Batch<'a> {
+    /// Takes `n` values from the budget: a corrupt length stops here, before the room for its
+    /// values is reserved.
+    fn spend(&mut self, n: usize) -> ArrowResult<()> {
+        self.budget = self.budget.checked_sub(n).ok_or_else(|| {
+            format!("a record batch of more than {MAX_BATCH_CELLS} values: a corrupt length")
+        })?;
+        Ok(())
+    }
+
     fn node(&mut self) -> ArrowResult<(usize, usize)> {
         self.nodes
             .next()
@@ -236,7 +251,29 @@ fn valid(bitmap: &[u8], nulls: usize, i: usize) -> bool {
     nulls == 0 || bitmap.is_empty() || (bitmap.get(i / 8).copied().unwrap_or(0) >> (i % 8)) & 1 == 1
 }
 
+/// Rows one column of one record batch may hold (datasets write batches of thousands). The
+/// length comes from the file; a column whose rows take no bytes (nulls, zero-width values,
+/// empty fixed-size lists) would otherwise be bounded by nothing.
+const MAX_BATCH_ROWS: usize = 1 << 22;
+
+/// Values (rows × columns, nested ones included) one record batch may decode to.
+const MAX_BATCH_CELLS: usize = 1 << 24;
+
+/// Checks that `buf` holds `n` values of `width` bytes before any of them is read or any room
+/// is reserved for them (a corrupt length must not become an allocation).
+fn holds(buf: &[u8], n: usize, width: usize, what: &str) -> ArrowResult<()> {
+    match n.checked_mul(width) {
+        Some(bytes) if bytes <= buf.len() => Ok(()),
+        _ => Err(format!(
+            "truncated {what}: {n} values do not fit in {} bytes",
+            buf.len()
+        )),
+    }
+}
+
 fn offsets(buf: &[u8], large: bool, n: usize) -> ArrowResult<Vec<usize>> {
+    let count = n.checked_add(1).ok_or("row count out of range")?;
+    holds(buf, count, if large { 8 } else { 4 }, "offsets")?;
     (0..=n)
         .map(|i| {
             let v = if large {
@@ -252,6 +289,12 @@ fn offsets(buf: &[u8], large: bool, n: usize) -> ArrowResult<Vec<usize>> {
 /// Decodes one column (and its children) of a batch into one JSON value per row.
 fn decode(f: &Field, b: &mut Batch) -> ArrowResult<Vec<Value>> {
     let (n, nulls) = b.node()?;
+    if n > MAX_BATCH_ROWS {
+        return Err(format!(
+            "a column of {n} rows in one batch is beyond {MAX_BATCH_ROWS}: a corrupt length"
+        ));
+    }
+    b.spend(n)?;
     if f.kind == Kind::Null {
         return Ok(vec![Value::Null; n]);
     }
@@ -261,6 +304,7 @@ fn decode(f: &Field, b: &mut Batch) -> ArrowResult<Vec<Value>> {
         Kind::Null => unreachable!("handled above"),
         Kind::Bool => {
             let v = b.buffer()?;
+            holds(v, n.div_ceil(8), 1, "booleans")?;
             (0..n)
                 .map(|i| {
                     if ok(i) {
@@ -274,6 +318,7 @@ fn decode(f: &Field, b: &mut Batch) -> ArrowResult<Vec<Value>> {
         Kind::Int { bits, signed } => {
             let v = b.buffer()?;
             let w = (*bits / 8) as usize;
+            holds(v, n, w, "integers")?;
             (0..n)
                 .map(|i| {
                     if !ok(i) {
@@ -294,6 +339,7 @@ fn decode(f: &Field, b: &mut Batch) -> ArrowResult<Vec<Value>> {
         }
         Kind::Float { bits } => {
             let v = b.buffer()?;
+            holds(v, n, (*bits / 8) as usize, "floats")?;
             (0..n)
                 .map(|i| {
                     if !ok(i) {
@@ -323,13 +369,25 @@ fn decode(f: &Field, b: &mut Batch) -> ArrowResult<Vec<Value>> {
         }
         Kind::List { .. } | Kind::FixedList(_) => {
             // a list's items sit between consecutive offsets (fixed-size lists have implied ones)
-            let offs = match &f.kind {
-                Kind::List { large } => offsets(b.buffer()?, *large, n)?,
-                Kind::FixedList(size) => (0..=n).map(|i| i * size).collect(),
-                _ => unreachable!("matched above"),
+            let listed = match &f.kind {
+                Kind::List { large } => Some(offsets(b.buffer()?, *large, n)?),
+                _ => None,
             };
             let child = f.children.first().ok_or("list without a child field")?;
             let items = decode(child, b)?;
+            let offs = match (listed, &f.kind) {
+                (Some(o), _) => o,
+                (None, Kind::FixedList(size)) => {
+                    if n.checked_mul(*size).is_none_or(|m| m > items.len()) {
+                        return Err(format!(
+                            "{n} lists of {size} items, but the child has {}",
+                            items.len()
+                        ));
+                    }
+                    (0..=n).map(|i| i * size).collect()
+                }
+                _ => unreachable!("matched above"),
+            };
             (0..n)
                 .map(|i| {
                     if !ok(i) {
@@ -348,6 +406,11 @@ fn decode(f: &Field, b: &mut Batch) -> ArrowResult<Vec<Value>> {
                 .iter()
                 .map(|c| Ok((c.name.clone(), decode(c, b)?)))
                 .collect::<ArrowResult<_>>()?;
+            let longest = cols.iter().map(|(_, v)| v.len()).max();
+            if n > longest.unwrap_or(MAX_BATCH_ROWS) {
+                return Err(format!("a struct column of {n} rows has shorter fields"));
+            }
+            b.spend(n.saturating_mul(cols.len()))?;
             (0..n)
                 .map(|i| {
                     if !ok(i) {
@@ -428,11 +491,16 @@ pub fn read_stream(data: &[u8]) -> ArrowResult<Vec<Value>> {
                     body,
                     nodes: structs(&header, 1)?.into_iter(),
                     buffers: structs(&header, 2)?.into_iter(),
+                    budget: MAX_BATCH_CELLS,
                 };
                 let cols: Vec<Vec<Value>> = fields
                     .iter()
                     .map(|f| decode(f, &mut b))
                     .collect::<ArrowResult<_>>()?;
+                if n > cols.iter().map(Vec::len).max().unwrap_or(0) {
+                    return Err(format!("a record batch of {n} rows has shorter columns"));
+                }
+                b.spend(n.saturating_mul(fields.len()))?;
                 for i in 0..n {
                     let mut m = Map::new();
                     for (f, c) in fields.iter().zip(&cols) {

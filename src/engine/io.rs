@@ -96,7 +96,7 @@ pub fn write_logits_file(
     }
     candle_core::safetensors::save(&out, path).map_err(|e| Error::Safetensors {
         file: path.display().to_string(),
-        msg: e.to_string(),
+        msg: crate::error::candle_message(&e),
     })
 }
 
@@ -186,7 +186,7 @@ fn write_files(
     let p = dir.join("model.safetensors");
     candle_core::safetensors::save(tensors, &p).map_err(|e| Error::Safetensors {
         file: p.display().to_string(),
-        msg: e.to_string(),
+        msg: crate::error::candle_message(&e),
     })
 }
 

@@ -51,7 +51,7 @@ impl WeightStore {
         let files =
             unsafe { MmapedSafetensors::multi(&paths) }.map_err(|e| Error::Safetensors {
                 file: dir.display().to_string(),
-                msg: e.to_string(),
+                msg: crate::error::candle_message(&e),
             })?;
         Ok(WeightStore {
             source: Source::Mmap { files, location },
@@ -97,7 +97,7 @@ impl WeightStore {
                     .load(name, &Device::Cpu)
                     .map_err(|e| Error::Safetensors {
                         file: file.clone(),
-                        msg: format!("tensor `{name}`: {e}"),
+                        msg: format!("tensor `{name}`: {}", crate::error::candle_message(&e)),
                     })?;
                 (t, file.clone())
             }
@@ -112,6 +112,15 @@ impl WeightStore {
                 msg: format!(
                     "tensor `{name}` has shape {:?}, the config implies {shape:?}",
                     t.dims()
+                ),
+            });
+        }
+        if !t.dtype().is_float() {
+            return Err(Error::Safetensors {
+                file,
+                msg: format!(
+                    "tensor `{name}` holds {:?} values; weights are floating point (a quantised checkpoint moecap does not load?)",
+                    t.dtype()
                 ),
             });
         }

@@ -76,6 +76,15 @@ impl ModelSource {
         if let Some(p) = find_preset(arg) {
             return Ok(ModelSource::Preset(p));
         }
+        // a hub id is `org/name`; anything else with a slash is a path that does not exist
+        let hub_id =
+            arg.split('/').count() == 2 && !arg.starts_with(['.', '/', '~']) && !arg.ends_with('/');
+        if arg.contains('/') && !hub_id {
+            return Err(model_error(
+                arg,
+                format!("no such directory or file ({})", path.display()),
+            ));
+        }
         if arg.contains('/') {
             let cache = hf_hub_cache();
             return match cache.as_deref().and_then(|c| find_in_hub_cache(c, arg)) {

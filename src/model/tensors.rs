@@ -66,12 +66,31 @@ pub fn read_safetensors_header(path: &Path) -> Result<BTreeMap<String, FoundTens
     let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header)
         .map_err(|e| err(format!("reading the header: {e}")))?;
-    let value: Value = serde_json::from_slice(&header)
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parse_safetensors_header(&header, len - 8 - n, &file, &name)
+}
+
+/// Checks the JSON header of a safetensors file whose data part holds `data_len` bytes: every
+/// tensor's dtype, shape and byte range. `file` names the file in errors; `file_name` is
+/// recorded with each tensor.
+pub fn parse_safetensors_header(
+    header: &[u8],
+    data_len: u64,
+    file: &str,
+    file_name: &str,
+) -> Result<BTreeMap<String, FoundTensor>> {
+    let err = |msg: String| Error::Safetensors {
+        file: file.to_string(),
+        msg,
+    };
+    let value: Value = serde_json::from_slice(header)
         .map_err(|e| err(format!("the header is not valid JSON: {e}")))?;
     let Value::Object(map) = value else {
         return Err(err("the header is not a JSON object".into()));
     };
-    let data_len = len - 8 - n;
     let mut out = BTreeMap::new();
     for (name, info) in map {
         if name == "__metadata__" {
@@ -103,7 +122,14 @@ pub fn read_safetensors_header(path: &Path) -> Result<BTreeMap<String, FoundTens
             )));
         }
         if let Some(b) = safetensors_dtype_bytes(&dtype) {
-            let want = shape.iter().product::<usize>() as u64 * b as u64;
+            let want = shape
+                .iter()
+                .try_fold(b as u64, |acc, &d| acc.checked_mul(d as u64));
+            let Some(want) = want else {
+                return Err(err(format!(
+                    "tensor `{name}` ({dtype} {shape:?}) is larger than any file can hold"
+                )));
+            };
             if offs[1] - offs[0] != want {
                 return Err(err(format!(
                     "tensor `{name}` ({dtype} {shape:?}) should take {want} bytes but its data_offsets span {}",
@@ -116,10 +142,7 @@ pub fn read_safetensors_header(path: &Path) -> Result<BTreeMap<String, FoundTens
             FoundTensor {
                 dtype,
                 shape,
-                file: path
-                    .file_name()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
+                file: file_name.to_string(),
             },
         );
     }
@@ -191,6 +214,15 @@ impl TensorCheck {
     pub fn ok(&self) -> bool {
         self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
     }
+}
+
+/// Whether a safetensors dtype holds floating-point values (a weight of a float or fp8
+/// checkpoint).
+fn is_float_dtype(dtype: &str) -> bool {
+    matches!(
+        dtype,
+        "F64" | "F32" | "F16" | "BF16" | "F8_E4M3" | "F8_E5M2" | "F8_E8M0"
+    )
 }
 
 /// Whether a tensor is auxiliary: quantisation scales and zero points, rotary caches.
@@ -274,6 +306,10 @@ fn compare(
             Some(t) if !packed && &t.shape != shape => mismatched.push(format!(
                 "{name}: expected {shape:?}, found {:?} in {}",
                 t.shape, t.file
+            )),
+            Some(t) if !packed && !is_float_dtype(&t.dtype) => mismatched.push(format!(
+                "{name}: expected floating-point values, found {} in {}",
+                t.dtype, t.file
             )),
             Some(_) => {}
         }

@@ -317,13 +317,17 @@ fn parse_routing(text: &str, file: &str, point: Option<&str>) -> Result<Vec<Repl
                 "cached_tokens and new_tokens must be non-empty and of one length",
             ));
         }
-        let tokens: u64 = r.new_tokens.iter().sum();
+        let tokens = r
+            .new_tokens
+            .iter()
+            .try_fold(0u64, |a, &b| a.checked_add(b))
+            .ok_or_else(|| bad(file, n, "new_tokens add up beyond any count"))?;
         let mut layers = BTreeMap::new();
         for (key, l) in &r.layers {
             let layer: usize = key
                 .parse()
                 .map_err(|_| bad(file, n, format!("layer key `{key}` is not a layer index")))?;
-            if l.k == 0 || l.ids.len() as u64 != tokens * l.k as u64 {
+            if l.k == 0 || tokens.checked_mul(l.k as u64) != Some(l.ids.len() as u64) {
                 return Err(bad(
                     file,
                     n,
