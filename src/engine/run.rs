@@ -171,9 +171,6 @@ impl Engine {
         let embedded = x.clone();
         let mut caches: Vec<&mut KvCache> = seqs.iter_mut().map(|s| &mut s.cache).collect();
         let x = m.layers(x, &pass, &mut caches, &mut probe)?;
-        for c in caches.iter_mut() {
-            c.commit();
-        }
         probe.head()?;
         let rows: Vec<u32> = spans
             .iter()
@@ -189,22 +186,6 @@ impl Engine {
             x.index_select(&r, 0)?
         };
         let logits = m.head(&sel)?;
-        if !self.allow_nonfinite && !all_finite(&logits)? {
-            // The caches hold this pass's keys and values uncommitted; the pass is run again
-            // on copies of them, checking each layer's output, to name where it went wrong.
-            let first = {
-                let mut copies = seqs
-                    .iter()
-                    .map(|s| s.cache.fork(0))
-                    .collect::<Result<Vec<_>>>()?;
-                let mut refs: Vec<&mut KvCache> = copies.iter_mut().collect();
-                m.first_nonfinite(embedded, &pass, &mut refs)?
-            };
-            return Err(Error::NonFinite {
-                pass: self.passes_run,
-                first,
-            });
-        }
         let mut out = Vec::with_capacity(spans.len());
         let mut row = 0;
         for s in &spans {
@@ -212,11 +193,38 @@ impl Engine {
             out.push(logits.narrow(0, row, n)?);
             row += n;
         }
-        if let Some((timing, routing)) = probe.finish(&m.device)? {
-            let latency_s = start.elapsed().as_secs_f64();
-            self.passes += 1;
-            let record = self.record(&spans, rows.len() as u64, latency_s, timing, routing);
-            self.records.push(record);
+        let recorded = match probe.finish(&m.device)? {
+            Some((timing, routing)) => {
+                let latency_s = start.elapsed().as_secs_f64();
+                self.passes += 1;
+                let record = self.record(&spans, rows.len() as u64, latency_s, timing, routing);
+                self.records.push(record);
+                true
+            }
+            None => false,
+        };
+        // checked after the pass is timed, so that the check costs the record nothing
+        if !self.allow_nonfinite && !all_finite(&logits)? {
+            if recorded {
+                self.records.pop();
+                self.passes -= 1;
+            }
+            // The caches hold this pass's keys and values uncommitted; the pass is run again
+            // on copies of the committed part, checking each layer's output, to name where it
+            // went wrong.
+            let mut copies = caches
+                .iter()
+                .map(|c| c.fork(0))
+                .collect::<Result<Vec<_>>>()?;
+            let mut refs: Vec<&mut KvCache> = copies.iter_mut().collect();
+            let first = self.model.first_nonfinite(embedded, &pass, &mut refs)?;
+            return Err(Error::NonFinite {
+                pass: self.passes_run,
+                first,
+            });
+        }
+        for c in caches.iter_mut() {
+            c.commit();
         }
         Ok(out)
     }

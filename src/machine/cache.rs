@@ -164,6 +164,11 @@ pub fn cached_or_measured(
             .join(", ")
     ));
     let mut fresh = measure(device, key, &missing, spec)?;
+    for (name, spread) in fresh.unsteady() {
+        note(&format!(
+            "the {name} figure varied {spread:.2}× across repetitions: the machine is busy, so it may read low (the best figure ever measured is kept)"
+        ));
+    }
     if let Some(prev) = &previous {
         let kept = fresh.keep_best(prev);
         if !kept.is_empty() {

@@ -37,6 +37,10 @@ pub struct Ceilings {
     /// (`copy`, `triad`, `matmul f32`, ...); figures absent here date from `measured_at`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub figure_measured_at: BTreeMap<String, u64>,
+    /// Per figure of the last measurement, its best repetition over its worst: above
+    /// [`UNSTEADY_SPREAD`] the machine was busy while it was measured.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub spread: BTreeMap<String, f64>,
     /// The measurement method ([`METHOD`]) that produced these figures (0 in files that
     /// predate the field).
     #[serde(default)]
@@ -52,6 +56,16 @@ impl Ceilings {
     /// The bandwidth a memory-bound pass can reach at best: the larger of copy and triad.
     pub fn bandwidth_bytes_per_s(&self) -> f64 {
         self.copy_bytes_per_s.max(self.triad_bytes_per_s)
+    }
+
+    /// The figures of the last measurement whose repetitions varied by more than
+    /// [`UNSTEADY_SPREAD`], with their spread.
+    pub fn unsteady(&self) -> Vec<(String, f64)> {
+        self.spread
+            .iter()
+            .filter(|(_, &s)| s > UNSTEADY_SPREAD)
+            .map(|(n, &s)| (n.clone(), s))
+            .collect()
     }
 
     /// When figure `name` (`copy`, `triad`, `matmul f32`) was measured.
@@ -92,6 +106,8 @@ impl Ceilings {
                 *mine = theirs;
                 self.figure_measured_at
                     .insert(name.clone(), older.figure_time(&name));
+                // the spread describes this measurement, not the kept figure's
+                self.spread.remove(&name);
                 kept.push(name);
             }
         }
@@ -142,8 +158,45 @@ impl MeasureSpec {
     }
 }
 
-/// Measures copy and triad bandwidth on `device`: (copy, triad) bytes per second.
-pub fn measure_bandwidth(device: &Device, spec: MeasureSpec) -> Result<(f64, f64)> {
+/// The rates of a figure's repetitions: the best is the ceiling, the spread (best / worst) says
+/// whether the machine was steady while it was measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// The best repetition.
+    pub best: f64,
+    /// The worst repetition.
+    pub worst: f64,
+}
+
+impl Rate {
+    fn new() -> Self {
+        Rate {
+            best: 0.0,
+            worst: f64::INFINITY,
+        }
+    }
+
+    fn add(&mut self, rate: f64) {
+        self.best = self.best.max(rate);
+        self.worst = self.worst.min(rate);
+    }
+
+    /// Best over worst (1 for a single repetition).
+    pub fn spread(&self) -> f64 {
+        if self.worst > 0.0 && self.worst.is_finite() {
+            self.best / self.worst
+        } else {
+            1.0
+        }
+    }
+}
+
+/// Repetitions of one figure that differ by more than this factor were measured on a busy
+/// machine.
+pub const UNSTEADY_SPREAD: f64 = 1.25;
+
+/// Measures copy and triad bandwidth on `device`, bytes per second.
+pub fn measure_bandwidth(device: &Device, spec: MeasureSpec) -> Result<(Rate, Rate)> {
     let n = (spec.buffer_bytes / 4).max(1 << 16);
     let reps = spec.repetitions.max(1);
     if device.is_cpu() {
@@ -151,14 +204,13 @@ pub fn measure_bandwidth(device: &Device, spec: MeasureSpec) -> Result<(f64, f64
         let c: Vec<f32> = (0..n).into_par_iter().map(|i| (i % 7) as f32).collect();
         let mut dst = vec![0f32; n];
         let chunk = (n / (rayon::current_num_threads() * 8)).max(1 << 14);
-        let mut copy = 0f64;
-        let mut triad = 0f64;
+        let (mut copy, mut triad) = (Rate::new(), Rate::new());
         for _ in 0..reps {
             let t = Instant::now();
             dst.par_chunks_mut(chunk)
                 .zip(src.par_chunks(chunk))
                 .for_each(|(d, s)| d.copy_from_slice(s));
-            copy = copy.max((2 * n * 4) as f64 / t.elapsed().as_secs_f64());
+            copy.add((2 * n * 4) as f64 / t.elapsed().as_secs_f64());
             std::hint::black_box(&dst);
             let t = Instant::now();
             dst.par_chunks_mut(chunk)
@@ -168,7 +220,7 @@ pub fn measure_bandwidth(device: &Device, spec: MeasureSpec) -> Result<(f64, f64
                         *d = b + 3.0 * c;
                     }
                 });
-            triad = triad.max((3 * n * 4) as f64 / t.elapsed().as_secs_f64());
+            triad.add((3 * n * 4) as f64 / t.elapsed().as_secs_f64());
             std::hint::black_box(&dst);
         }
         return Ok((copy, triad));
@@ -176,8 +228,7 @@ pub fn measure_bandwidth(device: &Device, spec: MeasureSpec) -> Result<(f64, f64
     let b = Tensor::ones(n, DType::F32, device)?;
     let c = Tensor::ones(n, DType::F32, device)?;
     device.synchronize()?;
-    let mut copy = 0f64;
-    let mut triad = 0f64;
+    let (mut copy, mut triad) = (Rate::new(), Rate::new());
     for _ in 0..reps + 1 {
         let t = Instant::now();
         let d = b.copy()?;
@@ -189,16 +240,16 @@ pub fn measure_bandwidth(device: &Device, spec: MeasureSpec) -> Result<(f64, f64
         device.synchronize()?;
         let dt_triad = t.elapsed().as_secs_f64();
         drop(d);
-        copy = copy.max((2 * n * 4) as f64 / dt_copy);
-        triad = triad.max((3 * n * 4) as f64 / dt_triad);
+        copy.add((2 * n * 4) as f64 / dt_copy);
+        triad.add((3 * n * 4) as f64 / dt_triad);
     }
     Ok((copy, triad))
 }
 
 /// Measures `x · wᵀ` throughput for square `size` matrices of `dtype` on `device`, FLOP per
-/// second (the best of the repetitions, after one warm-up), through candle's matmul and, for f32
-/// on a CPU that runs it, the engine's packed GEMM (the two interleaved; the faster counts).
-pub fn measure_matmul(device: &Device, dtype: DType, size: usize, reps: usize) -> Result<f64> {
+/// second (the repetitions after one warm-up), through candle's matmul and, for f32 on a CPU
+/// that runs it, the engine's packed GEMM (the two interleaved; the faster counts).
+pub fn measure_matmul(device: &Device, dtype: DType, size: usize, reps: usize) -> Result<Rate> {
     let a = Tensor::randn(0f32, 1.0, (size, size), device)?.to_dtype(dtype)?;
     let w = Tensor::randn(0f32, 1.0, (size, size), device)?.to_dtype(dtype)?;
     let wt = w.t()?;
@@ -212,7 +263,7 @@ pub fn measure_matmul(device: &Device, dtype: DType, size: usize, reps: usize) -
         None
     };
     let flops = 2.0 * (size as f64).powi(3);
-    let mut best = 0f64;
+    let mut rate = Rate::new();
     for i in 0..reps.max(1) + 1 {
         let t = Instant::now();
         drop(a.matmul(&wt)?);
@@ -224,10 +275,10 @@ pub fn measure_matmul(device: &Device, dtype: DType, size: usize, reps: usize) -
             dt = dt.min(t.elapsed().as_secs_f64());
         }
         if i > 0 {
-            best = best.max(flops / dt);
+            rate.add(flops / dt);
         }
     }
-    Ok(best)
+    Ok(rate)
 }
 
 /// Measures bandwidth and the matmul throughput of each of `dtypes`.
@@ -238,16 +289,20 @@ pub fn measure(
     spec: MeasureSpec,
 ) -> Result<Ceilings> {
     let (copy, triad) = measure_bandwidth(device, spec)?;
+    let mut spread = BTreeMap::new();
+    spread.insert("copy".to_string(), copy.spread());
+    spread.insert("triad".to_string(), triad.spread());
     let mut ceilings = Ceilings {
         key: key.to_string(),
-        copy_bytes_per_s: copy,
-        triad_bytes_per_s: triad,
+        copy_bytes_per_s: copy.best,
+        triad_bytes_per_s: triad.best,
         buffer_bytes: spec.buffer_bytes as u64,
         matmul_flops_per_s: BTreeMap::new(),
         matmul_size: BTreeMap::new(),
         threads: rayon::current_num_threads(),
         measured_at: unix_now(),
         figure_measured_at: BTreeMap::new(),
+        spread,
         method: METHOD,
     };
     for &dt in dtypes {
@@ -260,7 +315,10 @@ pub fn measure(
         let f = measure_matmul(device, dt, size, spec.repetitions)?;
         ceilings
             .matmul_flops_per_s
-            .insert(dt.as_str().to_string(), f);
+            .insert(dt.as_str().to_string(), f.best);
+        ceilings
+            .spread
+            .insert(format!("matmul {}", dt.as_str()), f.spread());
         ceilings.matmul_size.insert(dt.as_str().to_string(), size);
     }
     Ok(ceilings)
@@ -288,8 +346,28 @@ mod tests {
             threads: 1,
             measured_at: at,
             figure_measured_at: BTreeMap::new(),
+            spread: BTreeMap::new(),
             method: METHOD,
         }
+    }
+
+    #[test]
+    fn repetitions_that_vary_flag_a_busy_machine() {
+        let mut r = Rate::new();
+        assert_eq!(r.spread(), 1.0);
+        r.add(100.0);
+        assert_eq!(r.spread(), 1.0);
+        r.add(60.0);
+        r.add(90.0);
+        assert_eq!((r.best, r.worst), (100.0, 60.0));
+        assert!((r.spread() - 100.0 / 60.0).abs() < 1e-12);
+        let mut c = ceilings(1e10, 1e10, 1e11, 0);
+        c.spread = [("copy".to_string(), 1.1), ("matmul f32".to_string(), 1.6)].into();
+        assert_eq!(c.unsteady(), [("matmul f32".to_string(), 1.6)]);
+        // a figure kept from an earlier measurement drops this one's spread
+        let old = ceilings(1e10, 1e10, 2e11, 0);
+        c.keep_best(&old);
+        assert!(c.unsteady().is_empty());
     }
 
     #[test]
