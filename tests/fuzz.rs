@@ -251,3 +251,55 @@ fn records_and_routing_traces() {
     });
     std::fs::remove_dir_all(&run).unwrap();
 }
+
+/// A small GGUF file written by candle's writer: metadata of every value type a llama file
+/// carries (strings, integers, floats, arrays of strings and of integers) and two tensors.
+fn small_gguf() -> Vec<u8> {
+    use candle_core::quantized::gguf_file::{write, Value as V};
+    use candle_core::quantized::{GgmlDType, QTensor};
+    let t = |n: usize| {
+        let x = candle_core::Tensor::arange(0f32, n as f32, &candle_core::Device::Cpu).unwrap();
+        QTensor::quantize(&x.reshape((n / 32, 32)).unwrap(), GgmlDType::F32).unwrap()
+    };
+    let meta = [
+        ("general.architecture", V::String("llama".into())),
+        ("llama.block_count", V::U32(1)),
+        ("llama.embedding_length", V::U32(32)),
+        ("llama.rope.freq_base", V::F32(10000.0)),
+        ("llama.context_length", V::U64(2048)),
+        (
+            "tokenizer.ggml.tokens",
+            V::Array(
+                ["a", "b", "Ġc", "<s>"]
+                    .map(|s| V::String(s.into()))
+                    .to_vec(),
+            ),
+        ),
+        ("tokenizer.ggml.token_type", V::Array(vec![V::I32(1); 4])),
+        ("tokenizer.ggml.add_bos_token", V::Bool(true)),
+    ];
+    let (a, b) = (t(64), t(32));
+    let mut out = std::io::Cursor::new(Vec::new());
+    let meta_refs: Vec<(&str, &V)> = meta.iter().map(|(k, v)| (*k, v)).collect();
+    write(
+        &mut out,
+        &meta_refs,
+        &[("token_embd.weight", &a), ("output_norm.weight", &b)],
+    )
+    .unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn gguf_headers() {
+    use candle_core::quantized::gguf_file::Content;
+    let seeds = vec![small_gguf()];
+    assert!(moecap::upcycle::check_gguf_header(&seeds[0][..], seeds[0].len() as u64).is_ok());
+    // moecap's bounds check first; candle reads only what it passes
+    fuzz("gguf header", &seeds, |b| {
+        if moecap::upcycle::check_gguf_header(b, b.len() as u64).is_err() {
+            return false;
+        }
+        Content::read(&mut std::io::Cursor::new(b)).is_ok()
+    });
+}

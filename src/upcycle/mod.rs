@@ -7,6 +7,10 @@
 //! model itself as `LlamaForCausalLM`. The tokenizer (GPT-2 byte-level BPE in the GGUF metadata)
 //! becomes a `tokenizer.json`.
 
+mod bounds;
+
+pub use bounds::check_header as check_gguf_header;
+
 use crate::error::{candle_message, Error, Result};
 use candle_core::quantized::gguf_file::{Content, Value as GgufValue};
 use candle_core::{DType, Device, Tensor};
@@ -169,6 +173,11 @@ fn tokenizer_json(c: &Content, file: &str) -> Result<Value> {
 pub fn read_gguf(path: &Path) -> Result<Dense> {
     let file = path.display().to_string();
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    bounds::check_header(std::io::BufReader::new(&mut f), len)
+        .map_err(|e| Error::Invalid(format!("{file}: not a readable GGUF file: {e}")))?;
+    use std::io::Seek;
+    f.rewind().map_err(|e| Error::io(path, e))?;
     let c = Content::read(&mut f).map_err(|e| {
         Error::Invalid(format!(
             "{file}: not a readable GGUF file: {}",
