@@ -509,3 +509,41 @@ fn integer_weights_are_not_taken_for_float_ones() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_figures_above_a_ceiling_come_with_the_reasons() {
+    // ceilings far below what the tiny model's cached weights are read at
+    let ceil = tmp(
+        "ceil-low.json",
+        r#"{"key":"t","copy_bytes_per_s":1e6,"triad_bytes_per_s":1e6,"buffer_bytes":1,"matmul_flops_per_s":{"f32":1e6},"matmul_size":{"f32":64},"threads":1,"measured_at":0,"method":3}"#,
+    );
+    let out = scratch("above-peak");
+    let _ = std::fs::remove_dir_all(&out);
+    let o = moecap(&[
+        "bench",
+        "--model",
+        "synthetic:tiny-mixtral",
+        "--batch",
+        "1",
+        "--prompt-len",
+        "4",
+        "--gen-len",
+        "2",
+        "--warmup",
+        "0",
+        "--repetitions",
+        "1",
+        "--ceilings",
+        &ceil,
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("above 100 % of their ceiling (first: prefill measured S-MBU")
+            && err.contains("stay in the CPU's caches"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}

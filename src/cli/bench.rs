@@ -133,6 +133,42 @@ impl SweepObserver for Progress {
     }
 }
 
+/// A warning when sparse utilisation (S-MBU, S-MFU) exceeds 100 % of a ceiling at any point,
+/// with the reasons it can.
+fn above_peak_warning(report: &BenchReport) -> Option<String> {
+    let mut above = Vec::new();
+    for p in &report.points {
+        for (phase, u) in [
+            ("prefill", &p.prefill.utilisation),
+            ("decode", &p.decode.utilisation),
+        ] {
+            for (name, v) in [
+                ("measured S-MBU", &u.measured_s_mbu),
+                ("measured S-MFU", &u.measured_s_mfu),
+                ("spec S-MBU", &u.spec_s_mbu),
+                ("spec S-MFU", &u.spec_s_mfu),
+            ] {
+                if let Some(v) = v.as_ref().filter(|v| v.median > 1.0) {
+                    above.push(format!(
+                        "{phase} {name} {:.1}% at batch {} prompt {}",
+                        v.median * 100.0,
+                        p.point.batch,
+                        p.point.prompt_len
+                    ));
+                }
+            }
+        }
+    }
+    let first = above.first()?;
+    Some(format!(
+        "{} figure(s) above 100 % of their ceiling (first: {first}): weights small enough to stay \
+         in the CPU's caches are read faster than the memory bandwidth the ceiling measures; \
+         otherwise the ceilings are low (measured under load: `moecap hw measure` again) or the \
+         hardware row is not this machine's",
+        above.len()
+    ))
+}
+
 /// Refuses a sweep whose largest point cannot fit in host memory (on the CPU): the weights in
 /// the run's dtype plus the KV cache of the largest batch at its longest sequence.
 fn check_memory(engine_args: &EngineArgs, ck: &Checkpoint, a: &BenchArgs) -> Result<()> {
@@ -232,6 +268,9 @@ pub(crate) fn cmd_bench(
     };
     let report = sweep.run(&mut engine, &engine_args.device, table, &mut progress)?;
     progress.bar.finish_and_clear();
+    if let Some(w) = above_peak_warning(&report) {
+        eprintln!("warning: {w}");
+    }
     if a.json {
         return print_json(&report);
     }
