@@ -120,6 +120,16 @@ fn sweeps_are_bounded_and_points_unique() {
         "--batch: 18446744073709551615 is out of range",
     );
     roof("--batch", "1000000000", "between 1 and 65536");
+    roof(
+        "--devices",
+        "1000000000",
+        "--devices must be between 1 and 65536",
+    );
+    roof(
+        "--tpot-slo",
+        "1e-300",
+        "--tpot-slo must be a number of seconds of at least",
+    );
     roof("--batch", "1,8,1", "--batch: 1 is given twice");
     let bench = |flag: &str, v: &str, needle: &str| {
         fails(
@@ -128,6 +138,12 @@ fn sweeps_are_bounded_and_points_unique() {
         )
     };
     bench("--batch", "1,1", "--batch: 1 is given twice");
+    bench(
+        "--repetitions",
+        "100000000000",
+        "--repetitions must be between 1 and 10000",
+    );
+    bench("--warmup", "100000000000", "--warmup must be at most 10000");
     bench("--prompt-len", "0", "--prompt-len: 0 is out of range");
     fails(
         &[
@@ -149,7 +165,7 @@ fn sweeps_are_bounded_and_points_unique() {
             "--max-new-tokens",
             "0",
         ],
-        "--max-new-tokens must be at least 1",
+        "--max-new-tokens must be between 1 and 1073741824",
     );
 }
 

@@ -2,7 +2,7 @@
 //! `moecap hw measure` (the machine's ceilings, cached per machine).
 
 use super::cost::engine_deployment;
-use super::options::{check_sweep, BenchArgs, EngineArgs, MAX_BATCH};
+use super::options::{check_count, check_sweep, BenchArgs, EngineArgs, MAX_BATCH, MAX_REPETITIONS};
 use super::print_json;
 use anyhow::{anyhow, bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -211,8 +211,16 @@ pub(crate) fn cmd_bench(
     if a.gen_len == 0 || a.gen_len > MAX_POSITIONS {
         bail!("--gen-len must be between 1 (prefill only) and {MAX_POSITIONS}");
     }
-    if a.repetitions == 0 {
-        bail!("--repetitions must be at least 1");
+    check_count(
+        "--repetitions",
+        a.repetitions as u64,
+        MAX_REPETITIONS as u64,
+    )?;
+    if a.warmup > MAX_REPETITIONS {
+        bail!(
+            "--warmup must be at most {MAX_REPETITIONS}, not {}",
+            a.warmup
+        );
     }
     let ck = engine_args.checkpoint()?;
     check_memory(engine_args, &ck, a)?;

@@ -34,6 +34,7 @@ pub(crate) fn deployment_of(
     let Some(n) = a.devices else {
         return Ok(None);
     };
+    super::options::check_count("--devices", n as u64, super::options::MAX_DEVICES)?;
     let name = hardware.ok_or_else(|| {
         anyhow!("--devices needs --hardware NAME (the device of the default deployment)")
     })?;

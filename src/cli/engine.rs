@@ -10,6 +10,7 @@ use moecap::engine::sampling::Sampler;
 use moecap::engine::synthetic::random_tensors;
 use moecap::engine::LogitsMode;
 use moecap::export::table::{secs, si, Table};
+use moecap::model::config::limits::MAX_POSITIONS;
 use moecap::model::params::model_params;
 use moecap::model::synthetic::{shrunk_config, synthetic_desc, Shrink, SYNTHETIC};
 use moecap::model::tokenizer::{check_tokenizer_file, synthetic_tokenizer_json};
@@ -60,8 +61,8 @@ impl GenerateArgs {
 
 pub(crate) fn cmd_generate(a: &GenerateArgs) -> Result<()> {
     let sampler = a.sampler()?;
-    if a.max_new_tokens == 0 {
-        bail!("--max-new-tokens must be at least 1");
+    if a.max_new_tokens == 0 || a.max_new_tokens > MAX_POSITIONS {
+        bail!("--max-new-tokens must be between 1 and {MAX_POSITIONS}");
     }
     let (input_ids, prompt, stop) = (a.input_ids.as_deref(), &a.prompt, &a.stop);
     let (max_new_tokens, ignore_eos, records, probe, json) = (

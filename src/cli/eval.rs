@@ -11,8 +11,12 @@ use moecap::eval::run::{EvalObserver, EvalOptions, Evaluation};
 use moecap::eval::tasks::Task;
 use moecap::export::eval::{eval_markdown, write_eval_reports};
 use moecap::machine::hardware::HardwareTable;
+use moecap::model::config::limits::MAX_POSITIONS;
 use std::io::IsTerminal;
 use std::time::Instant;
+
+/// Most items one eval step may hold.
+const MAX_EVAL_BATCH: usize = 4096;
 
 /// A progress bar per task on a terminal; elsewhere (a pipe, a log) a plain line with rate and
 /// ETA about every 5 % of a task's items or every 30 s, whichever comes first.
@@ -125,8 +129,11 @@ pub(crate) fn cmd_eval(
     if tasks.is_empty() {
         bail!("--tasks names no task");
     }
-    if a.batch == 0 {
-        bail!("--batch must be at least 1");
+    if a.batch == 0 || a.batch > MAX_EVAL_BATCH {
+        bail!("--batch must be between 1 and {MAX_EVAL_BATCH}");
+    }
+    if a.max_gen_tokens == 0 || a.max_gen_tokens > MAX_POSITIONS {
+        bail!("--max-gen-tokens must be between 1 and {MAX_POSITIONS}");
     }
     if a.limit == Some(0) {
         bail!("--limit must be at least 1");

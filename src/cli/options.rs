@@ -511,8 +511,8 @@ pub(crate) enum Formula {
 
 impl DeviceArgs {
     pub(crate) fn resolve(&self, table: &HardwareTable, desc: &ModelDesc) -> Result<DeviceSetup> {
-        if self.devices == 0 {
-            bail!("--devices must be at least 1");
+        if self.devices == 0 || u64::from(self.devices) > MAX_DEVICES {
+            bail!("--devices must be between 1 and {MAX_DEVICES}");
         }
         let hw = table.find(&self.hardware)?.clone();
         let dtype = match &self.dtype {
@@ -535,6 +535,20 @@ impl DeviceArgs {
             kv_cache,
         })
     }
+}
+
+/// Most devices a deployment or analysis may name (far above any one system).
+pub(crate) const MAX_DEVICES: u64 = 1 << 16;
+
+/// Most repetitions (warm-up or timed) of one bench point.
+pub(crate) const MAX_REPETITIONS: usize = 10_000;
+
+/// Checks a count flag against `1..=max`.
+pub(crate) fn check_count(flag: &str, v: u64, max: u64) -> Result<()> {
+    if v == 0 || v > max {
+        bail!("{flag} must be between 1 and {max}, not {v}");
+    }
+    Ok(())
 }
 
 /// Largest batch a sweep flag accepts (a bound that keeps every count of the accounting well

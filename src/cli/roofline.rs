@@ -11,6 +11,7 @@ use moecap::machine::hardware::HardwareTable;
 use moecap::machine::parts::PartsTable;
 use moecap::model::config::limits::MAX_POSITIONS;
 use moecap::model::descriptor::ModelDesc;
+use moecap::records::read::MIN_LATENCY_S;
 use serde_json::json;
 
 pub(crate) fn cmd_roofline(a: &RooflineArgs, table: &HardwareTable) -> Result<()> {
@@ -22,8 +23,8 @@ pub(crate) fn cmd_roofline(a: &RooflineArgs, table: &HardwareTable) -> Result<()
     check_sweep("--batch", batch.iter().copied(), MAX_BATCH)?;
     check_sweep("--context", context.iter().copied(), MAX_POSITIONS as u64)?;
     if let Some(s) = tpot_slo {
-        if !(s.is_finite() && s > 0.0) {
-            bail!("--tpot-slo must be a positive number of seconds");
+        if !(s.is_finite() && s >= MIN_LATENCY_S) {
+            bail!("--tpot-slo must be a number of seconds of at least {MIN_LATENCY_S} (no pass is faster)");
         }
     }
     if a.offload {
@@ -117,9 +118,7 @@ fn offload_question(
             a.hit_rate
         );
     }
-    if a.max_devices == 0 {
-        bail!("--max-devices must be at least 1");
-    }
+    check_count("--max-devices", u64::from(a.max_devices), MAX_DEVICES)?;
     let slo = a
         .tpot_slo
         .ok_or_else(|| anyhow::anyhow!("--offload needs --tpot-slo"))?;
