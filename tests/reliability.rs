@@ -563,3 +563,58 @@ fn bench_figures_above_a_ceiling_come_with_the_reasons() {
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn impossible_harness_records_are_refused() {
+    let harness = |name: &str, fields: &str| {
+        tmp(
+            name,
+            &format!(r#"{{"forward_mode":"decode","expert_activation":2,{fields}}}"#),
+        )
+    };
+    let metrics = |f: &str, needle: &str| {
+        fails(
+            &[
+                "metrics",
+                "--records",
+                f,
+                "--model",
+                "mixtral-8x7b",
+                "--hardware",
+                "H200",
+                "--formula",
+                "moecap-compat",
+            ],
+            needle,
+        )
+    };
+    metrics(
+        &harness(
+            "hr-fast.jsonl",
+            r#""batch_size":1,"seq_lens_sum":512,"tpot":1e-300"#,
+        ),
+        "`tpot` 1e-300 is under a nanosecond",
+    );
+    metrics(
+        &harness(
+            "hr-batch.jsonl",
+            r#""batch_size":1e300,"seq_lens_sum":512,"tpot":0.02"#,
+        ),
+        "`batch_size` 1e300 is not a number of sequences",
+    );
+    metrics(
+        &harness(
+            "hr-lens.jsonl",
+            r#""batch_size":1,"seq_lens_sum":1e15,"tpot":0.02"#,
+        ),
+        "`seq_lens_sum` 1000000000000000.0 is beyond any model's context",
+    );
+    let many = tmp(
+        "hr-experts.jsonl",
+        r#"{"forward_mode":"decode","expert_activation":1e9,"batch_size":1,"seq_lens_sum":512,"tpot":0.02}"#,
+    );
+    metrics(
+        &many,
+        "expert_activation 1000000000 exceeds the 8 experts per layer",
+    );
+}

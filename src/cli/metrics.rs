@@ -71,7 +71,22 @@ pub(crate) fn cmd_metrics(a: &MetricsArgs, table: &HardwareTable) -> Result<()> 
                         })
                     })
                     .collect::<std::result::Result<_, _>>()?,
-                Records::Harness { passes, .. } => passes.iter().map(CompatPass::from).collect(),
+                Records::Harness { passes, .. } => {
+                    // the harness's figure is the mean of activated experts over MoE layers
+                    let most = d
+                        .moe_layers()
+                        .map(|(_, m)| m.num_experts)
+                        .max()
+                        .unwrap_or(0);
+                    if let Some(p) = passes.iter().find(|p| p.expert_activation > most as f64) {
+                        bail!(
+                            "{file}: expert_activation {} exceeds the {most} experts per layer of {}; records of another model?",
+                            p.expert_activation,
+                            d.display_name()
+                        );
+                    }
+                    passes.iter().map(CompatPass::from).collect()
+                }
             };
             let cm = CompatModel::new(d);
             let split = |ph: moecap::records::Phase| -> Vec<CompatPass> {

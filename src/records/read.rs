@@ -147,7 +147,7 @@ fn check_shape(r: &PassRecord) -> std::result::Result<(), String> {
     }
     if r.latency_s < MIN_LATENCY_S {
         return Err(format!(
-            "latency_s {} is under a nanosecond; no forward pass is that fast (a unit slip?)",
+            "latency_s {:?} is under a nanosecond; no forward pass is that fast (a unit slip?)",
             r.latency_s
         ));
     }
@@ -215,14 +215,29 @@ fn parse_harness(v: &Value) -> std::result::Result<Option<HarnessRecord>, String
         "ttft"
     };
     let latency_s = num(latency_key)?;
-    if latency_s <= 0.0 {
-        return Err(format!("`{latency_key}` must be positive"));
+    if latency_s < MIN_LATENCY_S {
+        return Err(format!(
+            "`{latency_key}` {latency_s:?} is under a nanosecond; no forward pass is that fast (a unit slip?)"
+        ));
+    }
+    let batch_size = num("batch_size")?;
+    let max_positions = crate::model::config::limits::MAX_POSITIONS as f64;
+    if !(1.0..=max_positions).contains(&batch_size) {
+        return Err(format!(
+            "`batch_size` {batch_size:?} is not a number of sequences"
+        ));
+    }
+    let seq_lens_sum = num("seq_lens_sum")?;
+    if seq_lens_sum > batch_size * max_positions {
+        return Err(format!(
+            "`seq_lens_sum` {seq_lens_sum:?} is beyond any model's context for {batch_size} sequences"
+        ));
     }
     Ok(Some(HarnessRecord {
         phase,
         expert_activation: act,
-        batch_size: num("batch_size")?,
-        seq_lens_sum: num("seq_lens_sum")?,
+        batch_size,
+        seq_lens_sum,
         latency_s,
     }))
 }
