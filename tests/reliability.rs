@@ -190,7 +190,7 @@ fn models_that_cannot_fit_are_refused_before_allocating() {
             "--out",
             &o,
         ],
-        "the sweep's largest point (batch 60000, 4032 tokens per sequence) needs 3965.6 GB",
+        "the sweep's largest point (batch 60000, 4032 tokens per sequence) needs 20684.9 GB of memory (2.0 GB of weights + 3963.6 GB of KV cache + 16719.4 GB of prefill activations)",
     );
     assert!(!out.exists(), "nothing is left behind");
     fails(

@@ -17,7 +17,7 @@ use moecap::export::write_reports;
 use moecap::machine::cache::cached_or_measured;
 use moecap::machine::detect::{detect_gpu, detect_host};
 use moecap::machine::hardware::HardwareTable;
-use moecap::machine::memory::check_host_fits;
+use moecap::machine::memory::{activation_bytes, check_host_fits};
 use moecap::machine::targets::machine_key;
 use moecap::model::config::limits::MAX_POSITIONS;
 use moecap::model::dtype::DType;
@@ -170,7 +170,8 @@ fn above_peak_warning(report: &BenchReport) -> Option<String> {
 }
 
 /// Refuses a sweep whose largest point cannot fit in host memory (on the CPU): the weights in
-/// the run's dtype plus the KV cache of the largest batch at its longest sequence.
+/// the run's dtype, the KV cache of the largest batch at its longest sequence, and the
+/// activations of its prefill.
 fn check_memory(engine_args: &EngineArgs, ck: &Checkpoint, a: &BenchArgs) -> Result<()> {
     let device = parse_device(&engine_args.device).map_err(|e| anyhow!("--device: {e}"))?;
     if !device.is_cpu() {
@@ -183,14 +184,18 @@ fn check_memory(engine_args: &EngineArgs, ck: &Checkpoint, a: &BenchArgs) -> Res
     let batch = a.batch.iter().max().copied().unwrap_or(1) as f64;
     let tokens = (a.prompt_len.iter().max().copied().unwrap_or(1) + a.gen_len) as f64;
     let kv = batch * tokens * acct.kv_bytes_per_token();
-    let weights = model_params(&ck.desc).total() as f64 * dtype.size_in_bytes() as f64;
+    let bytes = dtype.size_in_bytes() as f64;
+    let weights = model_params(&ck.desc).total() as f64 * bytes;
+    let prompt = a.prompt_len.iter().max().copied().unwrap_or(1) as f64;
+    let activations = activation_bytes(&ck.desc, batch * prompt, batch, bytes);
     check_host_fits(
         &format!("the sweep's largest point (batch {batch}, {tokens} tokens per sequence)"),
-        weights + kv,
+        weights + kv + activations,
         &format!(
-            "{:.1} GB of weights + {:.1} GB of KV cache",
+            "{:.1} GB of weights + {:.1} GB of KV cache + {:.1} GB of prefill activations",
             weights / 1e9,
-            kv / 1e9
+            kv / 1e9,
+            activations / 1e9
         ),
     )?;
     Ok(())

@@ -3,6 +3,38 @@
 //! instead of being killed by the kernel halfway through.
 
 use crate::error::{Error, Result};
+use crate::model::descriptor::{Ffn, ModelDesc};
+
+/// An upper estimate of the activations of one forward pass over `tokens` tokens of
+/// `sequences` sequences, in bytes of `dtype_bytes` values: per token the hidden-state buffers
+/// of a layer (six of the hidden size), its queries, keys and values, and its widest
+/// feed-forward part (gate, up and their product of one routed expert, as experts run one after
+/// another, the token's k expert outputs, the shared or dense MLP); per sequence one row of f32
+/// logits.
+pub fn activation_bytes(desc: &ModelDesc, tokens: f64, sequences: f64, dtype_bytes: f64) -> f64 {
+    let per_token = desc
+        .layers
+        .iter()
+        .map(|l| {
+            let a = &l.attention;
+            let attention = a.heads() * (a.qk_head_dim() + 2 * a.v_head_dim());
+            let ffn = match &l.ffn {
+                Ffn::Dense {
+                    intermediate_size, ..
+                } => 3 * intermediate_size,
+                // experts run one after another: at worst one of them takes every token,
+                // and each token's k outputs wait to be combined
+                Ffn::Moe(m) => {
+                    3 * m.expert_intermediate_size
+                        + m.top_k * desc.hidden_size
+                        + m.shared.as_ref().map_or(0, |s| 3 * s.intermediate_size)
+                }
+            };
+            (6 * desc.hidden_size + attention + ffn) as f64
+        })
+        .fold(0.0, f64::max);
+    tokens * per_token * dtype_bytes + sequences * desc.vocab_size as f64 * 4.0
+}
 
 /// `MemAvailable` of `/proc/meminfo` in bytes (`None` where the file or the line is absent).
 pub fn available_bytes() -> Option<f64> {
@@ -47,6 +79,23 @@ pub fn check_fits(what: &str, needed_bytes: f64, how: &str, available_bytes: f64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn activations_by_hand() {
+        // tiny-qwen2-moe: hidden 64, 4 heads of 16, MoE layers of experts of 32 (top-4) with a
+        // shared MLP of 64, one dense layer of 128, vocabulary 512
+        let d = crate::model::synthetic::synthetic_desc("tiny-qwen2-moe").unwrap();
+        let hidden = 6 * 64;
+        let attention = 4 * (16 + 2 * 16);
+        let moe = 3 * 32 + 4 * 64 + 3 * 64;
+        let dense = 3 * 128;
+        assert!(moe > dense);
+        let per_token = (hidden + attention + moe) as f64;
+        assert_eq!(
+            activation_bytes(&d, 10.0, 2.0, 4.0),
+            10.0 * per_token * 4.0 + 2.0 * 512.0 * 4.0
+        );
+    }
 
     #[test]
     fn available_memory_is_read_and_compared() {
