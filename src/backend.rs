@@ -58,3 +58,37 @@ pub fn all_finite(t: &Tensor) -> candle_core::Result<bool> {
     let zeroed = t.affine(0.0, 0.0)?.to_dtype(DType::F32)?;
     Ok(zeroed.sum_all()?.to_scalar::<f32>()? == 0.0)
 }
+
+/// [`all_finite`] over the rows `rows` of a matrix `t` only.
+pub fn rows_finite(t: &Tensor, rows: &[usize]) -> candle_core::Result<bool> {
+    let width = t.dim(1)?;
+    let host = with_cpu_f32(t, |v| {
+        rows.iter()
+            .all(|&r| moecap_kernels::all_finite(&v[r * width..(r + 1) * width]))
+    })?;
+    if let Some(ok) = host {
+        return Ok(ok);
+    }
+    let ids: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+    let picked = t.index_select(&Tensor::from_vec(ids, rows.len(), t.device())?, 0)?;
+    all_finite(&picked)
+}
+
+#[cfg(test)]
+mod finite_tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_checked_where_asked() {
+        let mut v = vec![1f32; 12];
+        v[5] = f32::NAN; // row 1 of a 3 × 4 matrix
+        let t = Tensor::from_vec(v, (3, 4), &Device::Cpu).unwrap();
+        assert!(rows_finite(&t, &[0, 2]).unwrap());
+        assert!(!rows_finite(&t, &[1]).unwrap());
+        assert!(!all_finite(&t).unwrap());
+        // the device path (here a non-f32 tensor, which the host path does not take)
+        let h = t.to_dtype(DType::F16).unwrap();
+        assert!(rows_finite(&h, &[0, 2]).unwrap());
+        assert!(!rows_finite(&h, &[1]).unwrap());
+    }
+}
