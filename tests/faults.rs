@@ -9,6 +9,14 @@ mod cli_support;
 use cli_support::{moecap, scratch, tmp};
 use serde_json::Value;
 
+/// A ceilings file with round figures (so that no test measures the machine).
+fn ceilings(name: &str) -> String {
+    tmp(
+        name,
+        r#"{"key":"t","copy_bytes_per_s":1e10,"triad_bytes_per_s":1e10,"buffer_bytes":1,"matmul_flops_per_s":{"f32":1e11},"matmul_size":{"f32":64},"threads":1,"measured_at":0,"method":3}"#,
+    )
+}
+
 /// The bench arguments of a small sweep of the tiny model writing to `out`.
 fn small_sweep(ceil: &str, out: &str) -> Vec<String> {
     [
@@ -51,10 +59,7 @@ fn records_per_point(dir: &std::path::Path) -> std::collections::BTreeMap<String
 #[test]
 fn an_interrupted_sweep_says_how_to_resume_and_resumes_to_the_full_run() {
     use std::io::{BufRead, BufReader, Read};
-    let ceil = tmp(
-        "ceil-interrupt.json",
-        r#"{"key":"t","copy_bytes_per_s":1e10,"triad_bytes_per_s":1e10,"buffer_bytes":1,"matmul_flops_per_s":{"f32":1e11},"matmul_size":{"f32":64},"threads":1,"measured_at":0,"method":3}"#,
-    );
+    let ceil = ceilings("ceil-interrupt.json");
     let (cut, whole) = (scratch("interrupted"), scratch("uninterrupted"));
     for d in [&cut, &whole] {
         let _ = std::fs::remove_dir_all(d);
@@ -160,10 +165,7 @@ fn every_file_is_whole(dir: &std::path::Path) -> usize {
 #[test]
 fn runs_killed_at_any_moment_leave_only_whole_files() {
     use std::io::{BufRead, BufReader};
-    let ceil = tmp(
-        "ceil-kill.json",
-        r#"{"key":"t","copy_bytes_per_s":1e10,"triad_bytes_per_s":1e10,"buffer_bytes":1,"matmul_flops_per_s":{"f32":1e11},"matmul_size":{"f32":64},"threads":1,"measured_at":0,"method":3}"#,
-    );
+    let ceil = ceilings("ceil-kill.json");
     // killed after 0, 1, 3 and 6 finished points, each after a further pause of a few ms
     for (after, pause_ms) in [(0usize, 5u64), (1, 0), (3, 17), (6, 41)] {
         let dir = scratch(&format!("killed-{after}"));
@@ -205,10 +207,7 @@ fn runs_killed_at_any_moment_leave_only_whole_files() {
 
 #[test]
 fn a_full_disk_is_a_clear_error_and_keeps_the_finished_points() {
-    let ceil = tmp(
-        "ceil-full.json",
-        r#"{"key":"t","copy_bytes_per_s":1e10,"triad_bytes_per_s":1e10,"buffer_bytes":1,"matmul_flops_per_s":{"f32":1e11},"matmul_size":{"f32":64},"threads":1,"measured_at":0,"method":3}"#,
-    );
+    let ceil = ceilings("ceil-full.json");
     let dir = scratch("full-disk");
     let _ = std::fs::remove_dir_all(&dir);
     // files may grow to 100 blocks of 512 bytes (the size limit of a full disk, for this
