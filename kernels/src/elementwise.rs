@@ -66,11 +66,11 @@ pub fn silu_mul(gu: &[f32], rows: usize, inter: usize) -> Vec<f32> {
 
 /// Elements from which the element-wise kernels use the thread pool: below, handing the work
 /// to other threads costs more than it saves (decode steps).
-const PARALLEL_FROM: usize = 1 << 15;
+pub(crate) const PARALLEL_FROM: usize = 1 << 15;
 
 /// Runs `f(i, row i)` over the rows of `out`, `width` elements each: on the thread pool in tasks
 /// of at least ~4K elements when `out` is large, else on this thread.
-fn for_rows(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+pub(crate) fn for_rows(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
     if width == 0 {
         return;
     }
@@ -284,15 +284,23 @@ pub fn rope_rotate(x: &[f32], heads: usize, half: usize, cos: &[f32], sin: &[f32
             &sin[t * half..(t + 1) * half],
         );
         for (oh, xh) in o.chunks_exact_mut(2 * half).zip(xt.chunks_exact(2 * half)) {
-            let (x1, x2) = xh.split_at(half);
-            let (o1, o2) = oh.split_at_mut(half);
-            for i in 0..half {
-                o1[i] = x1[i] * c[i] - x2[i] * s[i];
-                o2[i] = x2[i] * c[i] + x1[i] * s[i];
-            }
+            rotate_head(oh, xh, c, s);
         }
     });
     out
+}
+
+/// Rotates one head's `x` (`2·half` values) into `out` by the angles whose cosines and sines
+/// are `c` and `s` (the first half against the second, as [`rope_rotate`]).
+#[inline(always)]
+pub(crate) fn rotate_head(out: &mut [f32], x: &[f32], c: &[f32], s: &[f32]) {
+    let half = c.len();
+    let (x1, x2) = x.split_at(half);
+    let (o1, o2) = out.split_at_mut(half);
+    for i in 0..half {
+        o1[i] = x1[i] * c[i] - x2[i] * s[i];
+        o2[i] = x2[i] * c[i] + x1[i] * s[i];
+    }
 }
 
 /// The routed experts' output `[tokens, d]`: for each token the sum, in expert order, of

@@ -3,6 +3,7 @@
 //! once into column panels and an AVX-512 GEMM over them (prefill and decode on CPUs that have
 //! it); [`skinny`]: products with few rows against checkpoint-layout weights (other CPUs);
 //! [`attention`]: causal attention of a pass against each sequence's cache;
+//! [`qkv`]: the split of fused query/key/value projections with their rotation;
 //! [`elementwise`]: rotary embedding, masked softmax, gated SiLU and the weighted combine of
 //! expert outputs; [`cpu`]: what the CPU supports, detected once. The CUDA kernels of the engine
 //! join this crate under `cuda/` (see the project's docs/ARCHITECTURE.md).
@@ -11,6 +12,7 @@ pub mod attention;
 pub mod cpu;
 pub mod elementwise;
 pub mod packed;
+pub mod qkv;
 pub mod skinny;
 
 pub use attention::{attend, Heads, SeqKv};
@@ -19,4 +21,5 @@ pub use elementwise::{
     rope_rotate, silu_mul,
 };
 pub use packed::PackedMatrix;
+pub use qkv::{split_qkv_rope, QkvShape};
 pub use skinny::{skinny_matmul, weight_major, MAX_ROWS};

@@ -8,6 +8,8 @@
 
 use crate::cpu::has_avx512f;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
+use std::ops::Range;
 
 /// Output columns per weight panel (four 16-lane vectors).
 pub const PANEL: usize = 64;
@@ -16,6 +18,16 @@ pub const SLIVER: usize = 6;
 /// Steps of `k` per pass over a panel's slice, so that the slice stays in cache while every
 /// sliver of `x` passes over it.
 const KC: usize = 128;
+/// Inputs up to this size run each tile over the whole of `k`: the tile's outputs stay in
+/// registers from the first step to the last and the panel (k × [`PANEL`] f32, up to 512 KiB)
+/// streams from the core's L2; larger ones go in slices of [`KC`], each output block stored and
+/// read back once per slice.
+const WHOLE_K_UP_TO: usize = 2048;
+/// Tasks per thread a product is cut into, where it has the rows for it (panels × groups of
+/// slivers).
+const TASKS_PER_THREAD: usize = 8;
+/// Slivers per group of rows at least.
+const MIN_GROUP: usize = 2;
 /// Values of `x` per block of rows: each block is multiplied by every panel before the next, so
 /// that it stays in the core's cache (1 MiB of f32) while the panels pass.
 const BLOCK_VALUES: usize = 1 << 18;
@@ -98,9 +110,10 @@ impl PackedMatrix {
         if m == 0 || n == 0 || k == 0 {
             return vec![0f32; m * n];
         }
+        let parallel = m * n * k >= PARALLEL_FROM;
         // Not zeroed: the first slice of `k` of every tile stores its values.
         let mut y: Vec<f32> = Vec::with_capacity(m * n);
-        let xs = slivers(x, m, k);
+        let xs = slivers(x, m, k, parallel);
         let panels = n.div_ceil(PANEL);
         let block = (BLOCK_VALUES / k / SLIVER).max(1) * SLIVER;
         for first in (0..m).step_by(block) {
@@ -108,34 +121,50 @@ impl PackedMatrix {
             let xb = &xs[first * k..(first + rows.div_ceil(SLIVER) * SLIVER) * k];
             // SAFETY: `y` has room for m × n values, so row `first` is in bounds.
             let out = Out(unsafe { y.as_mut_ptr().add(first * n) });
-            let panel = |p: usize| {
-                // SAFETY: `out` addresses `rows` rows of `y`; panel `p` writes only columns
-                // p·PANEL .. of them, which no other panel writes, and `y` outlives the loop.
-                unsafe { self.panel(xb, rows, p, out.get(), simd) }
-            };
-            if rows * n * k < PARALLEL_FROM {
-                (0..panels).for_each(panel);
-            } else {
-                (0..panels).into_par_iter().for_each(panel);
+            if !parallel {
+                for p in 0..panels {
+                    // SAFETY: as below, on one thread.
+                    unsafe { self.panel(xb, rows, 0..rows.div_ceil(SLIVER), p, out.get(), simd) };
+                }
+                continue;
             }
+            let (groups, per_group) = row_groups(panels, rows.div_ceil(SLIVER));
+            (0..groups * panels).into_par_iter().for_each(|t| {
+                let (g, p) = (t / panels, t % panels);
+                let slivers = g * per_group..((g + 1) * per_group).min(rows.div_ceil(SLIVER));
+                // SAFETY: `out` addresses `rows` rows of `y`; task (g, p) writes only the
+                // columns of panel p in the rows of sliver group g, which no other task writes,
+                // and `y` outlives the loop.
+                unsafe { self.panel(xb, rows, slivers, p, out.get(), simd) }
+            });
         }
         // SAFETY: every row of every panel has been stored (rows < m, columns < n).
         unsafe { y.set_len(m * n) };
         y
     }
 
-    /// Computes the columns of panel `p` for every row.
+    /// Computes the columns of panel `p` for the rows of `slivers` (of `m` rows in all).
     ///
     /// # Safety
-    /// `y` must point to `m × n` writable values that no one else writes in these columns.
-    unsafe fn panel(&self, xs: &[f32], m: usize, p: usize, y: *mut f32, simd: bool) {
+    /// `y` must point to `m × n` writable values that no one else writes in these columns of
+    /// these rows.
+    unsafe fn panel(
+        &self,
+        xs: &[f32],
+        m: usize,
+        slivers: Range<usize>,
+        p: usize,
+        y: *mut f32,
+        simd: bool,
+    ) {
         let (n, k) = (self.n, self.k);
         let cols = PANEL.min(n - p * PANEL);
         let w = &self.data[p * k * PANEL..(p + 1) * k * PANEL];
+        let step = if k <= WHOLE_K_UP_TO { k } else { KC };
         let mut k0 = 0;
         while k0 < k {
-            let kc = KC.min(k - k0);
-            for s in 0..m.div_ceil(SLIVER) {
+            let kc = step.min(k - k0);
+            for s in slivers.clone() {
                 let rows = SLIVER.min(m - s * SLIVER);
                 let tile = Tile {
                     x: &xs[s * k * SLIVER + k0 * SLIVER..s * k * SLIVER + (k0 + kc) * SLIVER],
@@ -166,18 +195,56 @@ impl PackedMatrix {
     }
 }
 
+/// How a block of `slivers` slivers of rows is cut for `panels` panels: (groups, slivers per
+/// group). Where the panels alone are too few to keep every thread busy to the end (a `[576, k]`
+/// weight has 9 panels: 5 and 4 on two threads), the slivers are cut into groups of at least
+/// [`MIN_GROUP`] so that there are up to [`TASKS_PER_THREAD`] tasks per thread; every group
+/// streams the whole panel, so a few rows are not cut.
+fn row_groups(panels: usize, slivers: usize) -> (usize, usize) {
+    let want = TASKS_PER_THREAD * rayon::current_num_threads();
+    let groups = want.div_ceil(panels).clamp(1, (slivers / MIN_GROUP).max(1));
+    let per_group = slivers.div_ceil(groups).max(1);
+    (slivers.div_ceil(per_group).max(1), per_group)
+}
+
 /// `x` `[m, k]` re-laid as slivers of [`SLIVER`] rows, each `[k, SLIVER]` (the last one
-/// zero-padded).
-fn slivers(x: &[f32], m: usize, k: usize) -> Vec<f32> {
-    let mut out = vec![0f32; m.div_ceil(SLIVER) * k * SLIVER];
-    for (s, sliver) in out.chunks_exact_mut(k * SLIVER).enumerate() {
-        for r in 0..SLIVER.min(m - s * SLIVER) {
-            let row = &x[(s * SLIVER + r) * k..(s * SLIVER + r + 1) * k];
-            for (kk, &v) in row.iter().enumerate() {
-                sliver[kk * SLIVER + r] = v;
+/// zero-padded); on the thread pool where `parallel`.
+fn slivers(x: &[f32], m: usize, k: usize, parallel: bool) -> Vec<f32> {
+    let len = m.div_ceil(SLIVER) * k * SLIVER;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let fill = |(s, sliver): (usize, &mut [MaybeUninit<f32>])| {
+        let rows = SLIVER.min(m - s * SLIVER);
+        let block = &x[s * SLIVER * k..(s * SLIVER + rows) * k];
+        if rows == SLIVER {
+            // written in order, read from six rows at once
+            let r: [&[f32]; SLIVER] = std::array::from_fn(|i| &block[i * k..(i + 1) * k]);
+            for (kk, out) in sliver.chunks_exact_mut(SLIVER).enumerate() {
+                for (o, row) in out.iter_mut().zip(&r) {
+                    o.write(row[kk]);
+                }
+            }
+            return;
+        }
+        for (kk, out) in sliver.chunks_exact_mut(SLIVER).enumerate() {
+            for (i, o) in out.iter_mut().enumerate() {
+                o.write(if i < rows { block[i * k + kk] } else { 0.0 });
             }
         }
+    };
+    let spare = &mut out.spare_capacity_mut()[..len];
+    if parallel {
+        spare
+            .par_chunks_exact_mut(k * SLIVER)
+            .enumerate()
+            .for_each(fill);
+    } else {
+        spare
+            .chunks_exact_mut(k * SLIVER)
+            .enumerate()
+            .for_each(fill);
     }
+    // SAFETY: every value of every sliver has been written above.
+    unsafe { out.set_len(len) };
     out
 }
 
@@ -321,6 +388,7 @@ mod tests {
             (13, 64, 200),
             (40, 1024, 96),
             (300, 2000, 70),
+            (9, 2305, 65), // slices of `k` (above WHOLE_K_UP_TO)
         ] {
             let (x, w) = (values(m * k, 1), values(n * k, 2));
             let want = plain(&x, m, k, &w, n);
@@ -335,12 +403,33 @@ mod tests {
 
     #[test]
     fn large_products_use_the_pool_and_agree() {
-        let (m, k, n) = (70, 700, 300);
-        assert!(m * n * k >= PARALLEL_FROM);
-        let (x, w) = (values(m * k, 3), values(n * k, 4));
-        let want = plain(&x, m, k, &w, n);
-        let err = error(&PackedMatrix::new(&w, n, k).matmul(&x, m), &want);
-        assert!(err < 1e-5, "error {err}");
+        // few panels (rows cut into groups), whole `k` and slices of `k`
+        for (m, k, n) in [(70, 700, 300), (40, 2200, 130), (500, 64, 64)] {
+            assert!(m * n * k >= PARALLEL_FROM);
+            let (x, w) = (values(m * k, 3), values(n * k, 4));
+            let want = plain(&x, m, k, &w, n);
+            let err = error(&PackedMatrix::new(&w, n, k).matmul(&x, m), &want);
+            assert!(err < 1e-5, "{m}×{k}×{n}: error {err}");
+        }
+    }
+
+    #[test]
+    fn row_groups_cover_every_sliver_once() {
+        for panels in [1, 2, 9, 15, 768] {
+            for slivers in [1, 2, 3, 5, 74, 75] {
+                let (groups, per) = row_groups(panels, slivers);
+                assert!(groups >= 1 && per >= 1);
+                assert!(groups == 1 || per >= MIN_GROUP, "{panels} {slivers}");
+                // the groups end exactly at the last sliver, none empty
+                assert!((groups - 1) * per < slivers && groups * per >= slivers);
+            }
+        }
+        // with two threads or more, a weight of 9 panels over 74 slivers is cut by rows; one of
+        // 768 panels never is
+        if rayon::current_num_threads() > 1 {
+            assert!(row_groups(9, 74).0 > 1);
+        }
+        assert_eq!(row_groups(768, 74).0, 1);
     }
 
     #[test]

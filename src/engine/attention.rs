@@ -2,7 +2,9 @@
 //! projection), biases and a sliding window. Projections run over all tokens of a pass at once;
 //! each sequence's queries then attend to its own cache only, so a sequence's result does not
 //! depend on the others in the batch: on the host in f32 through one kernel call per layer for
-//! the whole pass ([`host_attention`]), elsewhere by candle products per sequence.
+//! the whole pass ([`host_attention`]), with the queries, keys and values split from the fused
+//! projection, rotated and laid out for the caches in one pass where there are no q/k norms
+//! ([`split_qkv_rope`]); elsewhere by candle products per sequence.
 
 use super::cache::KvCache;
 use super::layers::{Linear, RmsNorm};
@@ -12,7 +14,7 @@ use crate::backend::{host_f32, with_cpu_f32_all};
 use crate::error::{Error, Result};
 use crate::model::descriptor::{Attention as AttnDesc, QkNorm};
 use candle_core::{DType, Device, Tensor};
-use moecap_kernels::{attend, masked_softmax, Heads, SeqKv};
+use moecap_kernels::{attend, masked_softmax, split_qkv_rope, Heads, QkvShape, SeqKv};
 use std::ops::Range;
 
 /// Where each sequence's tokens sit in the flattened pass.
@@ -158,6 +160,31 @@ impl Attention {
         let t = x.dim(0)?;
         let (h, hkv, dh) = (self.heads, self.kv_heads, self.head_dim);
         let qkv = self.qkv.forward(x)?;
+        let host = host_f32(x.device(), x.dtype());
+        let scale = 1.0 / (dh as f64).sqrt();
+        let shape = Heads {
+            heads: h,
+            kv_heads: hkv,
+            dk: dh,
+            dv: dh,
+            scale: scale as f32,
+            window: pass.window,
+        };
+        if host && self.norm_kind == QkNorm::None && rope.rotates_whole(dh) {
+            if let Some((q, k, v)) = self.split_on_host(&qkv, pass)? {
+                let mut at = 0;
+                for (s, cache) in spans.iter().zip(caches.iter_mut()) {
+                    let n = hkv * s.len * dh;
+                    let ks = k.narrow(0, at, n)?.reshape((hkv, s.len, dh))?;
+                    let vs = v.narrow(0, at, n)?.reshape((hkv, s.len, dh))?;
+                    cache.append(layer, &ks, &vs)?;
+                    at += n;
+                }
+                return self
+                    .o
+                    .forward(&attend_on_host(&q, spans, caches, layer, &shape)?);
+            }
+        }
         let mut q = qkv.narrow(1, 0, h * dh)?;
         let mut k = qkv.narrow(1, h * dh, hkv * dh)?;
         let v = qkv.narrow(1, (h + hkv) * dh, hkv * dh)?;
@@ -179,25 +206,15 @@ impl Attention {
         let q = rope.apply(&q, &cos_sin.0, &cos_sin.1)?;
         let k = rope.apply(&k, &cos_sin.0, &cos_sin.1)?;
         let g = h / hkv;
-        let scale = 1.0 / (dh as f64).sqrt();
-        if host_f32(x.device(), x.dtype()) {
-            let shape = Heads {
-                heads: h,
-                kv_heads: hkv,
-                dk: dh,
-                dv: dh,
-                scale: scale as f32,
-                window: pass.window,
-            };
+        if host {
             for (s, cache) in spans.iter().zip(caches.iter_mut()) {
                 let ks = k.narrow(0, s.offset, s.len)?.transpose(0, 1)?;
                 let vs = v.narrow(0, s.offset, s.len)?.transpose(0, 1)?;
                 cache.append(layer, &ks, &vs)?;
             }
-            let o = host_attention(&q, spans, caches, layer, &shape)?.ok_or_else(|| {
-                Error::Invalid(format!("layer {layer}: the KV cache is not host f32"))
-            })?;
-            return self.o.forward(&o);
+            return self
+                .o
+                .forward(&attend_on_host(&q, spans, caches, layer, &shape)?);
         }
         let mut outs = Vec::with_capacity(spans.len());
         for ((s, cache), mask) in spans.iter().zip(caches.iter_mut()).zip(&pass.masks) {
@@ -224,6 +241,60 @@ impl Attention {
         }
         self.o.forward(&Tensor::cat(&outs, 0)?)
     }
+
+    /// The rotated queries `[T, heads, d]` and each sequence's rotated keys and values, head-major
+    /// `[kv_heads, len, d]` one sequence after another (flattened), split from the fused
+    /// projections `qkv` in one pass on the host ([`split_qkv_rope`]); `None` where `qkv` or the
+    /// rotary tables are not host f32 ones or the sequences do not cover the pass's rows in order.
+    fn split_on_host(
+        &self,
+        qkv: &Tensor,
+        pass: &PassContext,
+    ) -> Result<Option<(Tensor, Tensor, Tensor)>> {
+        let rows = qkv.dim(0)?;
+        let mut next = 0;
+        let mut seqs = Vec::with_capacity(pass.spans.len());
+        for s in pass.spans {
+            if s.offset != next {
+                return Ok(None);
+            }
+            seqs.push((s.offset, s.len));
+            next += s.len;
+        }
+        if next != rows {
+            return Ok(None);
+        }
+        let shape = QkvShape {
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+        };
+        let (c, s) = (&pass.cos_sin.0, &pass.cos_sin.1);
+        let split = with_cpu_f32_all(&[qkv, c, s], |b| {
+            split_qkv_rope(b[0], shape, b[1], b[2], &seqs)
+        })?;
+        let Some((q, k, v)) = split else {
+            return Ok(None);
+        };
+        let (dev, kv) = (qkv.device(), k.len());
+        Ok(Some((
+            Tensor::from_vec(q, (rows, self.heads, self.head_dim), dev)?,
+            Tensor::from_vec(k, kv, dev)?,
+            Tensor::from_vec(v, kv, dev)?,
+        )))
+    }
+}
+
+/// [`host_attention`], where the cache is known to be host f32.
+fn attend_on_host(
+    q: &Tensor,
+    spans: &[SeqSpan],
+    caches: &[&mut KvCache],
+    layer: usize,
+    shape: &Heads,
+) -> Result<Tensor> {
+    host_attention(q, spans, caches, layer, shape)?
+        .ok_or_else(|| Error::Invalid(format!("layer {layer}: the KV cache is not host f32")))
 }
 
 /// The pass's attention output `[T, heads · dv]` on the host's f32 kernel ([`attend`]), reading

@@ -3,6 +3,7 @@
 //! layout.
 
 use crate::error::{Error, Result};
+use crate::machine::disk::check_disk_room;
 use crate::records::EngineRecord;
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
@@ -106,7 +107,8 @@ pub fn write_logits_file(
 /// Everything is written into a staging folder beside `dir` and renamed into place at the end,
 /// so a failure midway leaves no half checkpoint. A `dir` that exists and is not empty is
 /// refused unless `force`; with `force` its old contents are replaced as a whole (an old
-/// sharded index or shards never stay beside the new files).
+/// sharded index or shards never stay beside the new files). A checkpoint larger than the room
+/// left on the filesystem is refused before anything is written.
 pub fn write_checkpoint(
     dir: &Path,
     config: &serde_json::Value,
@@ -126,6 +128,11 @@ pub fn write_checkpoint(
             dir.display()
         )));
     }
+    let bytes: u64 = tensors
+        .values()
+        .map(|t| (t.elem_count() * t.dtype().size_in_bytes()) as u64)
+        .sum();
+    check_disk_room(dir, bytes)?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

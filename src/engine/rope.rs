@@ -113,6 +113,11 @@ impl Rope {
         })
     }
 
+    /// Whether a head of `d` values is rotated whole (no part of it passes unrotated).
+    pub fn rotates_whole(&self, d: usize) -> bool {
+        d == 2 * self.half
+    }
+
     /// `(cos, sin)` of shape `[T, 1, half]` for the given positions.
     pub fn tables(
         &self,
