@@ -3,8 +3,9 @@
 //! kernel streams every weight exactly in the order it uses it and never re-packs it per call;
 //! only `x` (the small operand) is re-laid per call, in slivers of [`SLIVER`] rows `[k, SLIVER]`.
 //! The AVX-512 microkernel keeps a `SLIVER × PANEL` block of `y` in 24 registers and does 24
-//! fused multiply-adds per step of `k` for 4 vector loads and 6 broadcasts; panels are spread
-//! over the thread pool. The same layout serves decode steps (one sliver) and prefill.
+//! fused multiply-adds per step of `k` for 4 vector loads and 6 broadcasts; panels (and, where
+//! they are too few for the threads, groups of rows) are spread over the thread pool. The same
+//! layout serves decode steps (one sliver) and prefill.
 
 use crate::cpu::has_avx512f;
 use rayon::prelude::*;
@@ -218,15 +219,15 @@ fn slivers(x: &[f32], m: usize, k: usize, parallel: bool) -> Vec<f32> {
         if rows == SLIVER {
             // written in order, read from six rows at once
             let r: [&[f32]; SLIVER] = std::array::from_fn(|i| &block[i * k..(i + 1) * k]);
-            for (kk, out) in sliver.chunks_exact_mut(SLIVER).enumerate() {
-                for (o, row) in out.iter_mut().zip(&r) {
+            for (kk, dst) in sliver.chunks_exact_mut(SLIVER).enumerate() {
+                for (o, row) in dst.iter_mut().zip(&r) {
                     o.write(row[kk]);
                 }
             }
             return;
         }
-        for (kk, out) in sliver.chunks_exact_mut(SLIVER).enumerate() {
-            for (i, o) in out.iter_mut().enumerate() {
+        for (kk, dst) in sliver.chunks_exact_mut(SLIVER).enumerate() {
+            for (i, o) in dst.iter_mut().enumerate() {
                 o.write(if i < rows { block[i * k + kk] } else { 0.0 });
             }
         }
